@@ -1,0 +1,1 @@
+"""farebox.agent: the validator agent that runs on every bus validator and turnstile."""

@@ -1,0 +1,1 @@
+"""farebox.protocol: the pure contract shared by the validator agent and the sync server."""

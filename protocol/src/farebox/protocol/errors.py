@@ -1,0 +1,69 @@
+"""The errors of farebox.protocol, with one root.
+
+    ProtocolError                 anything this package raises on purpose
+    ├── LocalProtocolError        the caller broke the contract (a bad value, a wrong state)
+    │   ├── InvalidValueError     a value failed validation on construction (also ValueError)
+    │   └── CurrencyMismatchError money of two currencies met in one sum (also ValueError)
+    └── RemoteProtocolError       the peer broke the contract; refuse what it sent
+        ├── DecodeError           bytes that are not a well-formed message of a known version
+        ├── SignatureError        a signature that does not verify, or an unknown key
+        ├── ChainError            records that do not continue the device's hash chain
+        │   ├── GapError          a seq is missing: the batch starts after the cursor
+        │   └── ForkError         a record's prev hash disagrees with the chain so far
+        └── PackageError          a package that cannot be applied (kind, base version, checksum)
+
+Type errors (a float where money is expected) are Python's own TypeError: they are bugs in
+the caller, not conditions to handle. Like h11, the split between local and remote tells
+the I/O shell whether to fix its own code or to refuse the peer.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Root of every error farebox.protocol raises on purpose."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller used the API wrongly."""
+
+
+class InvalidValueError(LocalProtocolError, ValueError):
+    """A value failed validation when it was constructed."""
+
+
+class CurrencyMismatchError(LocalProtocolError, ValueError):
+    """Amounts in two currencies were combined."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something that breaks the protocol."""
+
+
+class DecodeError(RemoteProtocolError):
+    """Bytes that do not decode to a valid message."""
+
+
+class SignatureError(RemoteProtocolError):
+    """A signature failed to verify, or its key is unknown."""
+
+
+class ChainError(RemoteProtocolError):
+    """Records that do not continue the hash chain from the cursor."""
+
+    def __init__(self, message: str, *, expected_seq: int, expected_prev: bytes) -> None:
+        super().__init__(message)
+        self.expected_seq = expected_seq
+        self.expected_prev = expected_prev
+
+
+class GapError(ChainError):
+    """A sequence number is missing between the cursor and the records."""
+
+
+class ForkError(ChainError):
+    """A record names a previous hash that differs from the chain's."""
+
+
+class PackageError(RemoteProtocolError):
+    """A signed package that cannot be applied as it stands."""

@@ -1,0 +1,100 @@
+"""Money: an integer number of minor units in one ISO 4217 currency.
+
+There is no float anywhere in farebox's money. Amounts are exact integers of the
+currency's minor unit (tiyn for KZT, tyiyn for KGS); a float or a bool is a TypeError at
+construction, and amounts of two currencies never meet in one sum.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Self
+
+from farebox.protocol.errors import CurrencyMismatchError, InvalidValueError
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+# Minor-unit exponents for the currencies this operator and its neighbours use; any other
+# well-formed code is taken with two decimals, which ISO 4217 gives most currencies.
+MINOR_UNIT_EXPONENTS = {"KZT": 2, "KGS": 2, "UZS": 2, "TJS": 2, "RUB": 2, "USD": 2, "EUR": 2}
+
+
+def _require_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    return value
+
+
+def check_currency(code: object) -> str:
+    """Return `code` if it is a three-letter upper-case ISO 4217 code."""
+    if not isinstance(code, str):
+        raise TypeError(f"currency must be a str, not {type(code).__name__}")
+    if not _CURRENCY.fullmatch(code):
+        raise InvalidValueError(f"currency must be three upper-case letters, got {code!r}")
+    return code
+
+
+@dataclass(frozen=True, slots=True, order=False)
+class Money:
+    """An exact amount: `minor` units of `currency` (e.g. Money(20000, "KZT") is 200 KZT)."""
+
+    minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        _require_int(self.minor, "Money.minor")
+        check_currency(self.currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Self:
+        return cls(0, currency)
+
+    def _same(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatchError(f"{self.currency} and {other.currency} do not mix")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.minor + other.minor, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.minor - other.minor, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor, self.currency)
+
+    def __mul__(self, factor: int) -> Money:
+        return Money(self.minor * _require_int(factor, "factor"), self.currency)
+
+    __rmul__ = __mul__
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.minor < other.minor
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.minor <= other.minor
+
+    def __gt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.minor > other.minor
+
+    def __ge__(self, other: Money) -> bool:
+        self._same(other)
+        return self.minor >= other.minor
+
+    def __bool__(self) -> bool:
+        return self.minor != 0
+
+    def __str__(self) -> str:
+        exponent = MINOR_UNIT_EXPONENTS.get(self.currency, 2)
+        sign = "-" if self.minor < 0 else ""
+        whole, fraction = divmod(abs(self.minor), 10**exponent)
+        if exponent == 0:
+            return f"{sign}{whole} {self.currency}"
+        return f"{sign}{whole}.{fraction:0{exponent}d} {self.currency}"

@@ -1,0 +1,1 @@
+"""farebox.simulators: cards, scanners, fleets and load that drive the real farebox code."""
