@@ -20,9 +20,7 @@ import cbor2
 
 from farebox.protocol.errors import DecodeError
 
-Value: TypeAlias = (
-    int | bytes | str | bool | None | Sequence["Value"] | Mapping[str | int, "Value"]
-)
+Value: TypeAlias = int | bytes | str | bool | Sequence["Value"] | Mapping[str | int, "Value"] | None
 
 _PLAIN = (int, bytes, str, bool, type(None))
 
