@@ -20,7 +20,16 @@ import cbor2
 
 from farebox.protocol.errors import DecodeError
 
-Value: TypeAlias = int | bytes | str | bool | Sequence["Value"] | Mapping[str | int, "Value"] | None
+Value: TypeAlias = (
+    int
+    | bytes
+    | str
+    | bool
+    | Sequence["Value"]
+    | Mapping[str, "Value"]
+    | Mapping[int, "Value"]
+    | None
+)
 
 _PLAIN = (int, bytes, str, bool, type(None))
 
