@@ -7,10 +7,15 @@
     └── RemoteProtocolError       the peer broke the contract; refuse what it sent
         ├── DecodeError           bytes that are not a well-formed message of a known version
         ├── SignatureError        a signature that does not verify, or an unknown key
+        │   ├── UnknownKeyError   no trusted key has the key id (or none is valid then)
+        │   └── AlgorithmError    an algorithm missing, not allowed, or not the key's
         ├── ChainError            records that do not continue the device's hash chain
         │   ├── GapError          a seq is missing: the batch starts after the cursor
         │   └── ForkError         a record's prev hash disagrees with the chain so far
-        └── PackageError          a package that cannot be applied (kind, base version, checksum)
+        ├── PackageError          a package that cannot be applied (kind, base version, checksum)
+        └── TicketValidityError   a genuine ticket used outside its validity window
+            ├── TicketExpiredError      at or after its expiry
+            └── TicketNotYetValidError  before its not-before time
 
 Type errors (a float where money is expected) are Python's own TypeError: they are bugs in
 the caller, not conditions to handle. Like h11, the split between local and remote tells
@@ -48,6 +53,14 @@ class SignatureError(RemoteProtocolError):
     """A signature failed to verify, or its key is unknown."""
 
 
+class UnknownKeyError(SignatureError):
+    """No trusted key has the message's key id, or none was valid when it was signed."""
+
+
+class AlgorithmError(SignatureError):
+    """The signature algorithm is missing, not allowed, or does not match the key."""
+
+
 class ChainError(RemoteProtocolError):
     """Records that do not continue the hash chain from the cursor."""
 
@@ -67,3 +80,15 @@ class ForkError(ChainError):
 
 class PackageError(RemoteProtocolError):
     """A signed package that cannot be applied as it stands."""
+
+
+class TicketValidityError(RemoteProtocolError):
+    """A genuinely signed ticket presented outside its validity window."""
+
+
+class TicketExpiredError(TicketValidityError):
+    """The ticket's expiry time has passed."""
+
+
+class TicketNotYetValidError(TicketValidityError):
+    """The ticket's not-before time has not come yet."""
