@@ -5,7 +5,8 @@
     │   ├── InvalidValueError     a value failed validation on construction (also ValueError)
     │   └── CurrencyMismatchError money of two currencies met in one sum (also ValueError)
     └── RemoteProtocolError       the peer broke the contract; refuse what it sent
-        ├── DecodeError           bytes that are not a well-formed message of a known version
+        ├── DecodeError           bytes that are not a well-formed message
+        │   └── UnsupportedVersionError  a message of a protocol version we do not speak
         ├── SignatureError        a signature that does not verify, or an unknown key
         │   ├── UnknownKeyError   no trusted key has the key id (or none is valid then)
         │   └── AlgorithmError    an algorithm missing, not allowed, or not the key's
@@ -47,6 +48,10 @@ class RemoteProtocolError(ProtocolError):
 
 class DecodeError(RemoteProtocolError):
     """Bytes that do not decode to a valid message."""
+
+
+class UnsupportedVersionError(DecodeError):
+    """A well-formed message of a protocol version this side does not accept."""
 
 
 class SignatureError(RemoteProtocolError):
