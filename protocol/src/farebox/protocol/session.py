@@ -1,0 +1,229 @@
+"""The sans-I/O sync session: what to send, and what an answer means, with no I/O.
+
+Device side, `Uploader` decides the next batch from the records the journal has not yet
+seen acknowledged, and turns the server's answer into an event for the I/O shell: records
+acknowledged, rewind to the server's cursor, or halt for an operator. Server side,
+`judge` compares a batch with the cursor the server holds for the device and says whether
+it is new, a duplicate, or refused, without touching storage. Two of them can be wired
+together in memory (see tests/protocol/test_session.py), as with h11.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from farebox.protocol.chain import Cursor, verify_segment
+from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
+from farebox.protocol.errors import (
+    ChainError,
+    ForkError,
+    GapError,
+    LocalProtocolError,
+    SignatureError,
+)
+from farebox.protocol.keys import SigningKey, VerifyKey
+from farebox.protocol.messages import (
+    MAX_BATCH_RECORDS,
+    Ack,
+    Batch,
+    Refusal,
+    RefusalCode,
+)
+from farebox.protocol.records import EncodedRecord, check_device_id
+
+# ---------------------------------------------------------------- server side
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The batch continues the chain: store `new` and move the cursor to `cursor`."""
+
+    new: tuple[EncodedRecord, ...]
+    cursor: Cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """Everything in the batch is held already: answer the same ack, store nothing."""
+
+    cursor: Cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The batch cannot be taken; `code` and `message` say why."""
+
+    code: RefusalCode
+    message: str
+
+
+Judgement = Accepted | Duplicate | Refused
+
+
+def judge(cursor: Cursor, batch: Batch, key: VerifyKey) -> Judgement:
+    """Judge `batch` against the server's `cursor` for its device, verifying one signature."""
+    try:
+        batch.checkpoint.verify(key)
+    except SignatureError as error:
+        return Refused(RefusalCode.BAD_SIGNATURE, str(error))
+    entries = batch.entries
+    skip = cursor.seq - batch.first_seq + 1  # records at the start that the server holds
+    try:
+        if skip > 0:
+            if batch.last_seq <= cursor.seq:
+                held = entries[-1] if batch.last_seq == cursor.seq else None
+                if held is not None and held.digest != cursor.head:
+                    raise _fork(cursor, batch.last_seq)
+                # Older than the cursor: the server answers with where it stands.
+                verify_segment(_before(entries[0]), batch.device, entries)
+                return Duplicate(cursor)
+            if entries[skip - 1].digest != cursor.head:
+                raise _fork(cursor, cursor.seq)
+        new = entries[max(skip, 0) :]
+        after = verify_segment(cursor, batch.device, new)
+    except GapError as error:
+        return Refused(RefusalCode.GAP, str(error))
+    except ChainError as error:
+        return Refused(RefusalCode.FORK, str(error))
+    return Accepted(new, after)
+
+
+def _before(entry: EncodedRecord) -> Cursor:
+    return Cursor(entry.record.seq - 1, entry.record.prev)
+
+
+def _fork(cursor: Cursor, seq: int) -> ForkError:
+    return ForkError(
+        f"record {seq} differs from the one the server holds",
+        expected_seq=cursor.seq + 1,
+        expected_prev=cursor.head,
+    )
+
+
+def answer(device: str, judgement: Judgement, cursor: Cursor, now_ms: int) -> Ack | Refusal:
+    """The message that answers a judged batch; `cursor` is the server's after storing."""
+    if isinstance(judgement, Refused):
+        return Refusal(device, judgement.code, judgement.message, cursor)
+    return Ack(device, cursor, now_ms)
+
+
+# ---------------------------------------------------------------- device side
+
+
+class UploaderState(Enum):
+    IDLE = "idle"
+    AWAITING_ANSWER = "awaiting_answer"
+    HALTED = "halted"
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """The server holds everything through `cursor`: mark those records acked."""
+
+    cursor: Cursor
+    server_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rewind:
+    """The server holds less than the device thought: resend from `cursor`."""
+
+    cursor: Cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Halted:
+    """The server and the device disagree about the chain; an operator must look."""
+
+    reason: str
+
+
+SyncEvent = Acknowledged | Rewind | Halted
+
+
+class Uploader:
+    """The device half of the session: one batch in flight at a time."""
+
+    def __init__(self, device: str, acked: Cursor, max_records: int = 500) -> None:
+        check_device_id(device)
+        if not 0 < max_records <= MAX_BATCH_RECORDS:
+            raise LocalProtocolError(f"max_records must be 1..{MAX_BATCH_RECORDS}")
+        self.device = device
+        self.acked = acked
+        self.max_records = max_records
+        self.state = UploaderState.IDLE
+        self._in_flight: Batch | None = None
+
+    def next_batch(
+        self, pending: Sequence[EncodedRecord], key: SigningKey, now_ms: int
+    ) -> Batch | None:
+        """The batch to send now, from the unacked records after `acked`, or None if none."""
+        if self.state is not UploaderState.IDLE:
+            raise LocalProtocolError(f"cannot send a batch while {self.state.value}")
+        entries = tuple(pending[: self.max_records])
+        if not entries:
+            return None
+        try:
+            verify_segment(self.acked, self.device, entries)
+        except ChainError as error:
+            raise LocalProtocolError(
+                f"pending records do not follow the acked cursor: {error}"
+            ) from None
+        last = entries[-1]
+        checkpoint = Checkpoint(self.device, last.record.seq, last.digest, now_ms)
+        batch = Batch(self.device, entries, sign_checkpoint(checkpoint, key))
+        self._in_flight = batch
+        self.state = UploaderState.AWAITING_ANSWER
+        return batch
+
+    def transport_failed(self) -> None:
+        """The batch may or may not have arrived; the same records go again (idempotent)."""
+        self._expect_answer()
+        self._in_flight = None
+        self.state = UploaderState.IDLE
+
+    def receive(self, message: Ack | Refusal) -> SyncEvent:
+        """Turn the server's answer to the batch in flight into what the shell must do."""
+        batch = self._expect_answer()
+        self._in_flight = None
+        if message.device != self.device:
+            return self._halt(f"answer for device {message.device!r}")
+        if isinstance(message, Ack):
+            return self._acked(batch, message)
+        if message.code is RefusalCode.GAP and message.cursor is not None:
+            if message.cursor.seq < self.acked.seq:
+                return self._halt(
+                    f"server holds only {message.cursor.seq} but acked {self.acked.seq} before"
+                )
+            self.state = UploaderState.IDLE
+            return Rewind(message.cursor)
+        return self._halt(f"batch refused ({message.code.value}): {message.message}")
+
+    def _acked(self, batch: Batch, ack: Ack) -> SyncEvent:
+        through = ack.cursor
+        if not self.acked.seq <= through.seq <= batch.last_seq:
+            return self._halt(
+                f"server acked {through.seq}, outside {self.acked.seq}..{batch.last_seq}"
+            )
+        # The batch starts right after `acked` (next_batch checked), so every seq in range
+        # has a hash the device knows; the server must hold the same one.
+        if through.seq == self.acked.seq:
+            ours = self.acked.head
+        else:
+            ours = batch.entries[through.seq - batch.first_seq].digest
+        if ours != through.head:
+            return self._halt(f"server holds another record {through.seq} (fork)")
+        self.acked = through
+        self.state = UploaderState.IDLE
+        return Acknowledged(through, ack.server_time_ms)
+
+    def _expect_answer(self) -> Batch:
+        if self.state is not UploaderState.AWAITING_ANSWER or self._in_flight is None:
+            raise LocalProtocolError(f"no batch in flight ({self.state.value})")
+        return self._in_flight
+
+    def _halt(self, reason: str) -> Halted:
+        self.state = UploaderState.HALTED
+        return Halted(reason)
