@@ -1,0 +1,231 @@
+"""The fare engine: price a rider's legs one at a time, as a fold over rider state.
+
+    state = RiderState.start(rider)
+    quoted = quote(tariff, state, leg)      # quoted.leg: what this leg costs, and why
+    state = quoted.state                     # carry on with the next leg
+
+`rate(tariff, rider, legs)` is that fold over a whole journey or fare day, so the server's
+authoritative re-rating of a day and the agent's provisional quote of one new tap run the
+same code: the agent keeps the state after the rider's earlier taps and quotes the next
+tap in constant time; the server rates the day from the start. Everything is a frozen
+value, so the same inputs always give the same fare.
+
+Each leg is priced in three layers:
+
+1. pay as you go: the leg's fare leg rule, joined with the leg before it if a join rule
+   says so, and the transfer rules of its sub-journey; the leg's `fare` is how much the
+   journey's pay-as-you-go total grows with it (a type 2 transfer cheaper than the first
+   leg can make it negative: a credit);
+2. passes: a leg that would cost something is free under a valid period pass that covers
+   its network, else it uses one ride of a multi-ride product (season pass first, then
+   rides, the way validators order contracts);
+3. caps: the charge is cut to what the rider's daily and weekly caps have left.
+
+A tap-on without a tap-off on a network with a maximum fare is charged that fare. The
+agent holds it at tap-on, and at tap-off quotes the completed leg from the state it had
+before the tap-on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from farebox.protocol.money import Money
+from farebox.protocol.tariffs.capping import CapSpend, apply_caps, fare_day
+from farebox.protocol.tariffs.errors import NoFareError
+from farebox.protocol.tariffs.journey import Leg, Rider
+from farebox.protocol.tariffs.legs import FareLeg, joins, match, network_of
+from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.transfers import Fares, add_leg
+
+
+class ReasonKind(StrEnum):
+    LEG_RULE = "leg_rule"
+    JOINED = "joined"
+    TRANSFER = "transfer"
+    MAX_FARE = "max_fare"
+    SEASON = "season"
+    RIDE = "ride"
+    CAP = "cap"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a leg costs what it does: the kind, the rule or id involved, and a sentence."""
+
+    kind: ReasonKind
+    ref: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class LegFare:
+    """One leg priced: its product, its pay-as-you-go `fare`, the `amount` charged, why."""
+
+    index: int
+    product_id: str | None
+    fare: Money
+    amount: Money
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RiderState:
+    """All the engine remembers of a rider's earlier legs; start from `RiderState.start`."""
+
+    rider: Rider
+    legs: int = 0
+    fares: Fares = field(default_factory=Fares)
+    before_last: Fares | None = None
+    last: FareLeg | None = None
+    spends: tuple[CapSpend, ...] = ()
+    rides_used: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def start(cls, rider: Rider) -> RiderState:
+        return cls(rider)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    leg: LegFare
+    state: RiderState
+
+
+@dataclass(frozen=True, slots=True)
+class Fare:
+    """A rated journey: every leg, the total charged, and the state to continue from."""
+
+    legs: tuple[LegFare, ...]
+    total: Money
+    state: RiderState
+
+
+def rate(tariff: Tariff, rider: Rider, legs: Iterable[Leg]) -> Fare:
+    """Price a rider's ordered legs (a journey, or a whole fare day) from a fresh state."""
+    state = RiderState.start(rider)
+    priced = []
+    for leg in legs:
+        quoted = quote(tariff, state, leg)
+        priced.append(quoted.leg)
+        state = quoted.state
+    total = sum((p.amount.minor for p in priced), 0)
+    return Fare(tuple(priced), Money(total, tariff.currency), state)
+
+
+def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
+    """Price the rider's next leg after the legs `state` has seen."""
+    rider = state.rider
+    category, media = rider.rider_category_id, rider.fare_media_id
+    index = state.legs
+    reasons: list[Reason] = []
+    base, fare_leg = _fare_leg(tariff, state, leg, index)
+    fares, transfer = add_leg(tariff, base, fare_leg, category, media)
+    if fare_leg.rule is None:
+        reasons.append(
+            Reason(ReasonKind.MAX_FARE, fare_leg.network_id or "", "no tap-off: maximum fare")
+        )
+    else:
+        if fare_leg.first != index:
+            reasons.append(
+                Reason(
+                    ReasonKind.JOINED,
+                    str(fare_leg.first),
+                    f"one fare leg with leg {fare_leg.first}",
+                )
+            )
+        reasons.append(
+            Reason(
+                ReasonKind.LEG_RULE,
+                str(fare_leg.rule_index),
+                f"leg rule {fare_leg.rule_index}: {fare_leg.rule.fare_product_id}",
+            )
+        )
+    if transfer is not None:
+        number, rule = transfer
+        reasons.append(
+            Reason(
+                ReasonKind.TRANSFER,
+                str(number),
+                f"transfer rule {number}: type {int(rule.fare_transfer_type)}",
+            )
+        )
+    fare = fares.total - state.fares.total
+    charge, rides_used = _passes(tariff, state, leg, fare_leg.network_id, fare, reasons)
+    charge, spends, cap = apply_caps(
+        tariff,
+        state.spends,
+        charge,
+        category,
+        fare_leg.network_id,
+        fare_day(tariff, leg.departure),
+    )
+    if cap is not None:
+        reasons.append(Reason(ReasonKind.CAP, cap.id, f"{cap.period.value} cap reached"))
+    priced = LegFare(
+        index,
+        None if fare_leg.rule is None else fare_leg.rule.fare_product_id,
+        Money(fare, tariff.currency),
+        Money(charge, tariff.currency),
+        tuple(reasons),
+    )
+    new_state = RiderState(rider, index + 1, fares, base, fare_leg, spends, rides_used)
+    return Quote(priced, new_state)
+
+
+def _fare_leg(tariff: Tariff, state: RiderState, leg: Leg, index: int) -> tuple[Fares, FareLeg]:
+    """The fare leg `leg` belongs to, and the fares it is added to (before a joined leg)."""
+    rider = state.rider
+    category, media = rider.rider_category_id, rider.fare_media_id
+    last = state.last
+    if last is not None and state.before_last is not None and joins(tariff, last.legs[-1], leg):
+        joined = match(tariff, last.first, (*last.legs, leg), category, media)
+        if joined is not None:
+            return state.before_last, joined
+    network = network_of(tariff, (leg,))
+    if leg.to_stop_id is None and network in tariff.max_fare_index:
+        amount = tariff.max_fare_index[network]
+        return state.fares, FareLeg(index, (leg,), network, amount, None, None)
+    alone = match(tariff, index, (leg,), category, media)
+    if alone is None:
+        raise NoFareError(
+            index,
+            f"route {leg.route_id!r} from stop {leg.from_stop_id!r} at {leg.departure.isoformat()}",
+        )
+    return state.fares, alone
+
+
+def _passes(
+    tariff: Tariff,
+    state: RiderState,
+    leg: Leg,
+    network: str | None,
+    fare: int,
+    reasons: list[Reason],
+) -> tuple[int, tuple[tuple[str, int], ...]]:
+    """The charge after the rider's passes, and the rides used on multi-ride products."""
+    used = dict(state.rides_used)
+    if fare <= 0 or not state.rider.holdings:
+        return fare, state.rides_used
+    valid = [
+        h
+        for h in state.rider.holdings
+        if h.pass_id in tariff.pass_index
+        and tariff.pass_index[h.pass_id].covers(network)
+        and h.valid_at(leg.departure)
+    ]
+    for holding in valid:
+        if holding.rides is None:
+            reasons.append(Reason(ReasonKind.SEASON, holding.pass_id, "period pass"))
+            return 0, state.rides_used
+    for holding in valid:
+        left = (holding.rides or 0) - used.get(holding.pass_id, 0)
+        if left > 0:
+            used[holding.pass_id] = used.get(holding.pass_id, 0) + 1
+            reasons.append(
+                Reason(ReasonKind.RIDE, holding.pass_id, f"one ride used, {left - 1} left")
+            )
+            return 0, tuple(sorted(used.items()))
+    return fare, state.rides_used

@@ -1,0 +1,283 @@
+"""A whole tariff: its parts, checked together, with the indexes the engine reads.
+
+Constructing a `Tariff` checks every cross-reference and lists every problem in one
+InvalidTariffError, so an operator fixes a bad file in one pass. The indexes are built
+once here so that quoting a tap is a handful of dictionary look-ups.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from farebox.protocol.money import Money
+from farebox.protocol.tariffs.errors import InvalidTariffError
+from farebox.protocol.tariffs.model import (
+    Cap,
+    FareMedia,
+    FareProduct,
+    JoinRule,
+    LegRule,
+    MaxFare,
+    Pass,
+    RiderCategory,
+    Route,
+    Stop,
+    TransferRule,
+)
+from farebox.protocol.tariffs.timeframes import DAY, Timeframe
+
+PriceKey = tuple[str | None, str | None]
+
+
+def _duplicates(ids: Iterable[str], what: str) -> Iterator[str]:
+    for value, count in sorted(Counter(ids).items()):
+        if count > 1:
+            yield f"{what} {value!r} is defined {count} times"
+
+
+def _unknown(value: str | None, known: Iterable[str], where: str, what: str) -> Iterator[str]:
+    if value is not None and value not in known:
+        yield f"{where}: unknown {what} {value!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tariff:
+    """A versioned tariff set, in force from `effective_from`, in one currency and zone.
+
+    `priority_semantics` is GTFS's switch on the `rule_priority` column: when True an empty
+    rule field matches any value; when False it matches only values no rule lists.
+    `alternatives` allows rules that match the same legs at the same priority (GTFS lets a
+    rider choose between products; the engine charges the cheapest); a native tariff says
+    False, and such rules are then refused as overlapping.
+    """
+
+    id: str
+    version: int
+    effective_from: datetime
+    currency: str
+    timezone: str
+    fare_day_start: int = 3 * 3600
+    priority_semantics: bool = True
+    alternatives: bool = False
+    rider_categories: tuple[RiderCategory, ...] = ()
+    fare_media: tuple[FareMedia, ...] = ()
+    products: tuple[FareProduct, ...] = ()
+    networks: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()
+    routes: tuple[Route, ...] = ()
+    stops: tuple[Stop, ...] = ()
+    timeframes: tuple[Timeframe, ...] = ()
+    leg_rules: tuple[LegRule, ...] = ()
+    join_rules: tuple[JoinRule, ...] = ()
+    transfer_rules: tuple[TransferRule, ...] = ()
+    caps: tuple[Cap, ...] = ()
+    passes: tuple[Pass, ...] = ()
+    max_fares: tuple[MaxFare, ...] = ()
+
+    zone: ZoneInfo = field(init=False, repr=False, compare=False)
+    default_category: str | None = field(init=False, repr=False, compare=False)
+    route_network: dict[str, str | None] = field(init=False, repr=False, compare=False)
+    stop_index: dict[str, Stop] = field(init=False, repr=False, compare=False)
+    timeframe_groups: dict[str, tuple[Timeframe, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    prices: dict[str, dict[PriceKey, Money]] = field(init=False, repr=False, compare=False)
+    listed: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
+    max_fare_index: dict[str, Money] = field(init=False, repr=False, compare=False)
+    pass_index: dict[str, Pass] = field(init=False, repr=False, compare=False)
+    rules_by_network: dict[str | None, tuple[tuple[int, LegRule], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise InvalidTariffError(problems)
+        set_ = object.__setattr__  # frozen: the indexes are set once, here
+        set_(self, "zone", ZoneInfo(self.timezone))
+        defaults = [c.id for c in self.rider_categories if c.is_default]
+        set_(self, "default_category", defaults[0] if defaults else None)
+        set_(self, "route_network", {r.id: r.network_id for r in self.routes})
+        set_(self, "stop_index", {s.id: s for s in self.stops})
+        groups: dict[str, list[Timeframe]] = {}
+        for frame in self.timeframes:
+            groups.setdefault(frame.group_id, []).append(frame)
+        set_(self, "timeframe_groups", {k: tuple(v) for k, v in groups.items()})
+        set_(
+            self,
+            "prices",
+            {
+                p.id: {(x.rider_category_id, x.fare_media_id): x.amount for x in p.prices}
+                for p in self.products
+            },
+        )
+        rules = self.leg_rules
+        set_(
+            self,
+            "listed",
+            {
+                "network": frozenset(r.network_id for r in rules if r.network_id),
+                "from_area": frozenset(r.from_area_id for r in rules if r.from_area_id),
+                "to_area": frozenset(r.to_area_id for r in rules if r.to_area_id),
+                "from_group": frozenset(
+                    t.from_leg_group_id for t in self.transfer_rules if t.from_leg_group_id
+                ),
+                "to_group": frozenset(
+                    t.to_leg_group_id for t in self.transfer_rules if t.to_leg_group_id
+                ),
+            },
+        )
+        set_(self, "max_fare_index", {m.network_id: m.amount for m in self.max_fares})
+        set_(self, "pass_index", {p.id: p for p in self.passes})
+        # a leg can only match rules of its own network or of none: index them so
+        by_network: dict[str | None, list[tuple[int, LegRule]]] = {None: []}
+        for index, rule in enumerate(rules):
+            if rule.network_id is None:
+                for entries in by_network.values():
+                    entries.append((index, rule))
+            else:
+                entries = by_network.setdefault(
+                    rule.network_id, [e for e in by_network[None] if e[1].network_id is None]
+                )
+                entries.append((index, rule))
+        set_(self, "rules_by_network", {k: tuple(v) for k, v in by_network.items()})
+
+    def price(self, product_id: str, category: str | None, media: str | None) -> Money | None:
+        """What `product_id` costs this rider, or None if it is not sold to them.
+
+        The most specific price wins: category and media, then category on any media, then
+        any category on the media, then any category on any media. A rider whose media is
+        unknown pays the media-independent price if there is one, else the cheapest.
+        """
+        table = self.prices[product_id]
+        category = category or self.default_category
+        for key in ((category, media), (category, None), (None, media), (None, None)):
+            if key in table:
+                return table[key]
+        if media is None:
+            for wanted in (category, None):
+                offers = [amount for (c, _), amount in table.items() if c == wanted]
+                if offers:
+                    return min(offers, key=lambda amount: amount.minor)
+        return None
+
+    def _problems(self) -> Iterator[str]:
+        yield from self._check_header()
+        yield from _duplicates((c.id for c in self.rider_categories), "rider category")
+        yield from _duplicates((m.id for m in self.fare_media), "fare media")
+        yield from _duplicates((p.id for p in self.products), "fare product")
+        yield from _duplicates(self.networks, "network")
+        yield from _duplicates(self.areas, "area")
+        yield from _duplicates((r.id for r in self.routes), "route")
+        yield from _duplicates((s.id for s in self.stops), "stop")
+        yield from _duplicates((c.id for c in self.caps), "cap")
+        yield from _duplicates((p.id for p in self.passes), "pass")
+        yield from _duplicates((m.network_id for m in self.max_fares), "max fare network")
+        yield from self._check_categories_and_prices()
+        yield from self._check_places()
+        yield from self._check_leg_rules()
+        yield from self._check_transfers_and_extensions()
+
+    def _check_header(self) -> Iterator[str]:
+        if not self.id:
+            yield "tariff id is empty"
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
+            yield f"tariff version must be a whole number >= 0, got {self.version!r}"
+        if self.effective_from.tzinfo is None:
+            yield "effective_from must carry a UTC offset"
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield f"unknown time zone {self.timezone!r}"
+        if not 0 <= self.fare_day_start < DAY:
+            yield "fare_day_start must be between 00:00 and 23:59:59"
+
+    def _check_categories_and_prices(self) -> Iterator[str]:
+        categories = {c.id for c in self.rider_categories}
+        defaults = [c.id for c in self.rider_categories if c.is_default]
+        if self.rider_categories and len(defaults) != 1:
+            yield f"exactly one rider category must be the default, found {len(defaults)}"
+        media = {m.id for m in self.fare_media}
+        for product in self.products:
+            where = f"fare product {product.id!r}"
+            keyed = {p.rider_category_id for p in product.prices}
+            if None not in keyed and defaults and defaults[0] not in keyed:
+                yield f"{where}: no price for the default rider category {defaults[0]!r}"
+            for price in product.prices:
+                if price.amount.currency != self.currency:
+                    yield f"{where}: price in {price.amount.currency}, tariff in {self.currency}"
+                yield from _unknown(price.rider_category_id, categories, where, "rider category")
+                yield from _unknown(price.fare_media_id, media, where, "fare media")
+
+    def _check_places(self) -> Iterator[str]:
+        stops = {s.id for s in self.stops}
+        for route in self.routes:
+            yield from _unknown(route.network_id, self.networks, f"route {route.id!r}", "network")
+        for stop in self.stops:
+            where = f"stop {stop.id!r}"
+            for area in sorted(stop.area_ids):
+                yield from _unknown(area, self.areas, where, "area")
+            yield from _unknown(stop.parent_station, stops, where, "parent station")
+        for index, join in enumerate(self.join_rules):
+            where = f"join rule {index + 1}"
+            yield from _unknown(join.from_network_id, self.networks, where, "network")
+            yield from _unknown(join.to_network_id, self.networks, where, "network")
+            yield from _unknown(join.from_stop_id, stops, where, "stop")
+            yield from _unknown(join.to_stop_id, stops, where, "stop")
+
+    def _check_leg_rules(self) -> Iterator[str]:
+        groups = {t.group_id for t in self.timeframes}
+        products = {p.id: p for p in self.products}
+        first_of: dict[tuple[object, ...], int] = {}
+        for index, rule in enumerate(self.leg_rules):
+            where = f"leg rule {index + 1}"
+            yield from _unknown(rule.network_id, self.networks, where, "network")
+            yield from _unknown(rule.from_area_id, self.areas, where, "area")
+            yield from _unknown(rule.to_area_id, self.areas, where, "area")
+            yield from _unknown(rule.from_timeframe_group_id, groups, where, "timeframe")
+            yield from _unknown(rule.to_timeframe_group_id, groups, where, "timeframe")
+            product = products.get(rule.fare_product_id)
+            if product is None:
+                yield f"{where}: unknown fare product {rule.fare_product_id!r}"
+            elif any(p.amount.minor < 0 for p in product.prices):
+                yield f"{where}: fare product {product.id!r} has a negative price for a leg"
+            key = (*rule.match_key, rule.priority)
+            if key in first_of and not self.alternatives:
+                yield (
+                    f"{where} overlaps leg rule {first_of[key] + 1}: both match the same legs "
+                    "at the same priority; give one a higher priority"
+                )
+            first_of.setdefault(key, index)
+
+    def _check_transfers_and_extensions(self) -> Iterator[str]:
+        leg_groups = {r.leg_group_id for r in self.leg_rules if r.leg_group_id}
+        products = {p.id for p in self.products}
+        for index, rule in enumerate(self.transfer_rules):
+            where = f"transfer rule {index + 1}"
+            yield from _unknown(rule.from_leg_group_id, leg_groups, where, "leg group")
+            yield from _unknown(rule.to_leg_group_id, leg_groups, where, "leg group")
+            yield from _unknown(rule.fare_product_id, products, where, "fare product")
+        categories = {c.id for c in self.rider_categories}
+        for cap in self.caps:
+            where = f"cap {cap.id!r}"
+            if cap.amount.currency != self.currency:
+                yield f"{where}: amount in {cap.amount.currency}, tariff in {self.currency}"
+            for category in sorted(cap.rider_category_ids):
+                yield from _unknown(category, categories, where, "rider category")
+            for network in sorted(cap.network_ids):
+                yield from _unknown(network, self.networks, where, "network")
+        for held in self.passes:
+            where = f"pass {held.id!r}"
+            if held.price.currency != self.currency:
+                yield f"{where}: price in {held.price.currency}, tariff in {self.currency}"
+            for network in sorted(held.network_ids):
+                yield from _unknown(network, self.networks, where, "network")
+        for maximum in self.max_fares:
+            where = f"max fare on {maximum.network_id!r}"
+            if maximum.amount.currency != self.currency:
+                yield f"{where}: amount in {maximum.amount.currency}, tariff in {self.currency}"
+            yield from _unknown(maximum.network_id, self.networks, where, "network")
