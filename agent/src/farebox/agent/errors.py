@@ -1,0 +1,55 @@
+"""The errors of farebox.agent, with one root.
+
+    AgentError                    anything this package raises on purpose
+    ├── ConfigError               the configuration is unusable; lists every problem (exit 78)
+    ├── StoreError                the state database cannot be used as it stands
+    │   ├── JournalUnavailableError  a record could not be made durable (disk full, I/O
+    │   │                            error, database locked past the bound): out of service
+    │   ├── WrongDeviceError      the database belongs to another device id
+    │   └── CacheError            a package or cache that cannot be applied or loaded
+    │       └── FullPackageNeededError  a delta that does not fit: the old state stays in
+    │                                   force and the sync must fetch a full package
+    └── ReaderError               a reader failed; the runtime closes it and carries on
+
+A denied tap is never an exception: `decide` returns it as a `Decision` value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class AgentError(Exception):
+    """Root of every error farebox.agent raises on purpose."""
+
+
+class ConfigError(AgentError):
+    """A configuration that cannot be used; `problems` lists every one found."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("bad configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class StoreError(AgentError):
+    """The state database cannot be used as it stands."""
+
+
+class JournalUnavailableError(StoreError):
+    """A record could not be committed; the validator must stop accepting taps."""
+
+
+class WrongDeviceError(StoreError):
+    """The state database was made for another device."""
+
+
+class CacheError(StoreError):
+    """A package or a cached state that cannot be applied or loaded."""
+
+
+class FullPackageNeededError(CacheError):
+    """A delta whose base or resulting checksum disagrees; fetch a full package."""
+
+
+class ReaderError(AgentError):
+    """A reader stopped working."""

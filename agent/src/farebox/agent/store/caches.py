@@ -1,0 +1,155 @@
+"""The caches a validator decides from, each versioned and replaced atomically.
+
+One row per kind (stoplist, tariff, issuer keys, device config) holds the state in force:
+its version, the checksum of the whole state, and the payload. A signed package is
+verified, applied to a copy in memory, checked against the checksum it names, and only
+then written in one transaction; on any failure the old state stays in force. The
+in-memory `Caches` value is what `decide` reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Generic, TypeVar
+
+from farebox.agent.errors import CacheError, FullPackageNeededError
+from farebox.agent.store.database import transaction
+from farebox.agent.store.stoplist import StoplistIndex
+from farebox.protocol import cbor
+from farebox.protocol.errors import PackageError, ProtocolError
+from farebox.protocol.keys import VerifyKey
+from farebox.protocol.packages import Package, PackageKind
+from farebox.protocol.stoplist import decode_stoplist_change
+from farebox.protocol.tariffs.native import load_tariff
+from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tickets.issuers import IssuerKeySet
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Cached(Generic[T]):
+    """A whole-state cache: its version, parsed value and when it was applied."""
+
+    version: int
+    value: T
+    applied_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Caches:
+    """Everything `decide` reads besides the presentation, the history and the clock."""
+
+    stoplist: StoplistIndex = field(default_factory=StoplistIndex)
+    tariff: Cached[Tariff] | None = None
+    issuers: Cached[IssuerKeySet] | None = None
+    config: Cached[Mapping[str, object]] | None = None
+
+    def versions(self) -> dict[str, int]:
+        return {
+            PackageKind.STOPLIST.value: self.stoplist.version,
+            PackageKind.TARIFF.value: _version(self.tariff),
+            PackageKind.KEYSET.value: _version(self.issuers),
+            PackageKind.CONFIG.value: _version(self.config),
+        }
+
+
+def _version(cached: Cached[T] | None) -> int:
+    return 0 if cached is None else cached.version
+
+
+def parse_tariff(payload: bytes) -> Tariff:
+    return load_tariff(payload.decode("utf-8"))
+
+
+def parse_issuers(payload: bytes) -> IssuerKeySet:
+    return IssuerKeySet.from_wire(cbor.decode(payload, "issuer keys"))
+
+
+def parse_config(payload: bytes) -> Mapping[str, object]:
+    value = cbor.decode(payload, "device config")
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise CacheError("a device config package is a map with text keys")
+    return value
+
+
+def load(conn: sqlite3.Connection) -> Caches:
+    """The caches in force, as the database holds them."""
+    caches = Caches()
+    rows = conn.execute("SELECT kind, version, checksum, payload, applied_ms FROM caches")
+    try:
+        for kind, version, checksum, payload, applied_ms in rows:
+            caches = _with(
+                caches, PackageKind(kind), version, bytes(checksum), bytes(payload), applied_ms
+            )
+    except (ProtocolError, ValueError) as error:
+        raise CacheError(f"a cached package no longer parses: {error}") from None
+    return caches
+
+
+def _with(
+    caches: Caches, kind: PackageKind, version: int, checksum: bytes, payload: bytes, at: int
+) -> Caches:
+    if kind is PackageKind.STOPLIST:
+        return replace(caches, stoplist=StoplistIndex.from_bytes(version, payload, checksum, at))
+    if kind is PackageKind.TARIFF:
+        return replace(caches, tariff=Cached(version, parse_tariff(payload), at))
+    if kind is PackageKind.KEYSET:
+        return replace(caches, issuers=Cached(version, parse_issuers(payload), at))
+    return replace(caches, config=Cached(version, parse_config(payload), at))
+
+
+def apply_package(
+    conn: sqlite3.Connection,
+    caches: Caches,
+    package: Package,
+    trusted: Iterable[VerifyKey],
+    now_ms: int,
+) -> Caches:
+    """Verify and apply `package`; return the new caches, or raise with the old in force.
+
+    FullPackageNeededError means the delta does not apply to what is held (wrong base or
+    a checksum mismatch after applying); any other CacheError means the package is bad.
+    """
+    try:
+        package.verify(trusted)
+        held = caches.versions()[package.kind.value]
+        if package.version <= held:
+            raise CacheError(f"{package.kind} {package.version} is not newer than {held}")
+        package.check_base(held or None)
+        if package.kind is PackageKind.STOPLIST:
+            change = decode_stoplist_change(package.payload)
+            if change.full == package.is_delta:
+                raise CacheError("a stoplist package's payload disagrees with its base version")
+            index = caches.stoplist.applied(change, package.version, now_ms)
+            package.check_result(index.checksum.digest())
+            payload, checksum, new = (
+                index.to_bytes(),
+                index.checksum.digest(),
+                replace(caches, stoplist=index),
+            )
+        else:
+            if package.is_delta:
+                raise FullPackageNeededError(f"{package.kind} packages are whole states only")
+            payload, checksum = package.payload, hashlib.sha256(package.payload).digest()
+            package.check_result(checksum)
+            new = _with(caches, package.kind, package.version, checksum, payload, now_ms)
+    except PackageError as error:
+        raise FullPackageNeededError(str(error)) from None
+    except (ProtocolError, ValueError) as error:
+        raise CacheError(f"{package.kind} {package.version} refused: {error}") from None
+    try:
+        with transaction(conn):
+            conn.execute(
+                "INSERT INTO caches (kind, version, checksum, payload, applied_ms) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET "
+                "version = excluded.version, checksum = excluded.checksum, "
+                "payload = excluded.payload, applied_ms = excluded.applied_ms",
+                (package.kind.value, package.version, checksum, payload, now_ms),
+            )
+    except sqlite3.Error as error:
+        raise CacheError(f"cannot store {package.kind} {package.version}: {error}") from None
+    return new

@@ -1,0 +1,122 @@
+"""The journal: append-only, gap-free and hash-chained records, and their acknowledgement.
+
+These functions run inside a transaction that the store opens; the journal row of a tap
+is committed together with the rider history it feeds, or not at all. A record is pruned
+only once acknowledged and past retention, and the newest record is always kept because
+the next one names its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import dataclass
+
+from farebox.agent.errors import StoreError
+from farebox.agent.store.database import read_meta, write_meta
+from farebox.protocol.chain import Cursor, verify_segment
+from farebox.protocol.errors import ProtocolError
+from farebox.protocol.records import EncodedRecord, Record
+
+
+def head(conn: sqlite3.Connection, device: str) -> Cursor:
+    """The newest record's seq and hash, or the genesis cursor of an empty journal."""
+    row = conn.execute("SELECT seq, raw, digest FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is None:
+        return acked_cursor(conn, device)
+    seq, raw, digest = int(row[0]), bytes(row[1]), bytes(row[2])
+    if hashlib.sha256(raw).digest() != digest:
+        raise StoreError(f"journal record {seq} does not match its stored hash")
+    return Cursor(seq, digest)
+
+
+def insert(conn: sqlite3.Connection, entry: EncodedRecord) -> None:
+    conn.execute(
+        "INSERT INTO journal (seq, raw, digest, time_ms) VALUES (?, ?, ?, ?)",
+        (entry.record.seq, entry.raw, entry.digest, entry.record.time_ms),
+    )
+
+
+def next_record(cursor: Cursor, record: Record) -> EncodedRecord:
+    """`record` must already carry cursor.seq + 1 and cursor.head; encode it."""
+    if record.seq != cursor.seq + 1 or record.prev != cursor.head:
+        raise StoreError(f"record {record.seq} does not follow the journal head {cursor.seq}")
+    return EncodedRecord.of(record)
+
+
+def acked_cursor(conn: sqlite3.Connection, device: str) -> Cursor:
+    seq, head_hex = read_meta(conn, "acked_seq"), read_meta(conn, "acked_head")
+    if seq is None or head_hex is None:
+        return Cursor.start(device)
+    return Cursor(int(seq), bytes.fromhex(head_hex))
+
+
+def pending(conn: sqlite3.Connection, after: int, limit: int) -> list[EncodedRecord]:
+    """Up to `limit` records after seq `after`, oldest first."""
+    rows = conn.execute(
+        "SELECT raw FROM journal WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+    ).fetchall()
+    return [EncodedRecord.parse(bytes(row[0])) for row in rows]
+
+
+def acknowledge(conn: sqlite3.Connection, cursor: Cursor, now_ms: int) -> None:
+    """Mark every record through `cursor` acknowledged, checking the server holds our hash."""
+    row = conn.execute("SELECT digest FROM journal WHERE seq = ?", (cursor.seq,)).fetchone()
+    if row is None or bytes(row[0]) != cursor.head:
+        raise StoreError(f"acknowledgement of record {cursor.seq} does not match the journal")
+    conn.execute(
+        "UPDATE journal SET acked_ms = ? WHERE seq <= ? AND acked_ms IS NULL",
+        (now_ms, cursor.seq),
+    )
+    write_meta(conn, "acked_seq", str(cursor.seq))
+    write_meta(conn, "acked_head", cursor.head.hex())
+
+
+def prune(conn: sqlite3.Connection, acked_before_ms: int) -> int:
+    """Delete records acknowledged before `acked_before_ms`, keeping the newest; the count."""
+    cursor = conn.execute(
+        "DELETE FROM journal WHERE acked_ms IS NOT NULL AND acked_ms < ? "
+        "AND seq < (SELECT MAX(seq) FROM journal)",
+        (acked_before_ms,),
+    )
+    return cursor.rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class Depth:
+    """How much of the journal the server does not hold yet."""
+
+    unacked: int
+    oldest_unacked_ms: int | None
+    kept: int
+
+
+def depth(conn: sqlite3.Connection, acked_seq: int) -> Depth:
+    unacked, oldest = conn.execute(
+        "SELECT COUNT(*), MIN(time_ms) FROM journal WHERE seq > ?", (acked_seq,)
+    ).fetchone()
+    kept = conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+    return Depth(int(unacked), None if oldest is None else int(oldest), int(kept))
+
+
+def verify(conn: sqlite3.Connection, device: str) -> Cursor:
+    """Check every record kept continues the chain; return the head, or raise StoreError."""
+    first = conn.execute("SELECT MIN(seq) FROM journal").fetchone()[0]
+    if first is None:
+        return head(conn, device)
+    start = Cursor.start(device)
+    if first > 1:
+        row = conn.execute("SELECT raw FROM journal WHERE seq = ?", (first,)).fetchone()
+        record = EncodedRecord.parse(bytes(row[0])).record
+        start = Cursor(record.seq - 1, record.prev)
+    rows = conn.execute("SELECT raw, digest FROM journal ORDER BY seq")
+    cursor = start
+    try:
+        for raw, digest in rows:
+            entry = EncodedRecord.parse(bytes(raw))
+            if entry.digest != bytes(digest):
+                raise StoreError(f"journal record {entry.record.seq} does not match its hash")
+            cursor = verify_segment(cursor, device, (entry,))
+    except ProtocolError as error:
+        raise StoreError(f"the journal's chain is broken: {error}") from None
+    return cursor

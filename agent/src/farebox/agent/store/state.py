@@ -1,0 +1,195 @@
+"""The store: one state database behind a small API, used from one thread only.
+
+Every method is blocking; the runtime calls them on its store thread. `record` is the
+tap path: it appends the next record of the chain (with the rider history it feeds) in
+one transaction and returns only once SQLite has committed it with synchronous=FULL, so
+the caller may give feedback. Any SQLite failure there becomes JournalUnavailableError:
+the tap is not accepted and the validator goes out of service until `probe` succeeds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from farebox.agent.errors import JournalUnavailableError, StoreError, WrongDeviceError
+from farebox.agent.store import caches, history, journal
+from farebox.agent.store.caches import Caches
+from farebox.agent.store.database import PAGE_SIZE, connect, read_meta, transaction, write_meta
+from farebox.agent.store.history import PastTap, TicketUse
+from farebox.protocol.chain import Cursor
+from farebox.protocol.keys import VerifyKey
+from farebox.protocol.packages import Package
+from farebox.protocol.records import ClockState, EncodedRecord, Event, Location, Record, Tap
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFigures:
+    """What `farebox-agent status` reports about the database."""
+
+    head_seq: int
+    acked_seq: int
+    unacked: int
+    oldest_unacked_ms: int | None
+    kept: int
+    last_sync_ms: int | None
+    size_bytes: int
+
+
+class Store:
+    """The journal, caches and history of one device, in one SQLite file."""
+
+    def __init__(self, conn: sqlite3.Connection, device: str) -> None:
+        self._conn = conn
+        self.device = device
+        self._cursor = journal.head(conn, device)
+        self._acked = journal.acked_cursor(conn, device)
+        self._cursor_stale = False
+        self.caches = caches.load(conn)
+
+    @classmethod
+    def open(
+        cls, path: Path, device: str, *, lock_timeout_ms: int, max_size_bytes: int | None = None
+    ) -> Store:
+        conn = connect(path, lock_timeout_ms=lock_timeout_ms, max_size_bytes=max_size_bytes)
+        try:
+            held = read_meta(conn, "device")
+            if held is None:
+                with transaction(conn):
+                    write_meta(conn, "device", device)
+            elif held != device:
+                raise WrongDeviceError(f"{path} belongs to device {held!r}, not {device!r}")
+            return cls(conn, device)
+        except BaseException:
+            conn.close()
+            raise
+
+    @property
+    def cursor(self) -> Cursor:
+        """The newest record's seq and hash."""
+        return self._cursor
+
+    @property
+    def acked(self) -> Cursor:
+        return self._acked
+
+    def record(
+        self,
+        time_ms: int,
+        clock: ClockState,
+        location: Location,
+        body: Tap | Event,
+        *,
+        remember: bool = False,
+        ticket: TicketUse | None = None,
+    ) -> EncodedRecord:
+        """Commit the next record (and, if `remember`, its history row); return it."""
+        try:
+            if self._cursor_stale:
+                # A failed COMMIT may have reached the disk after all; trust only the file.
+                self._cursor = journal.head(self._conn, self.device)
+                self._cursor_stale = False
+            cursor = self._cursor
+            entry = journal.next_record(
+                cursor,
+                Record(self.device, cursor.seq + 1, cursor.head, time_ms, clock, location, body),
+            )
+            with transaction(self._conn):
+                journal.insert(self._conn, entry)
+                if remember and isinstance(body, Tap):
+                    history.add(self._conn, body.token, _past(entry.record, body))
+                if ticket is not None:
+                    history.use_ticket(self._conn, ticket)
+        except sqlite3.Error as error:
+            self._cursor_stale = True
+            raise JournalUnavailableError(f"cannot commit record: {error}") from None
+        self._cursor = cursor.after(entry)
+        return entry
+
+    def probe(self) -> None:
+        """Raise JournalUnavailableError unless a commit that needs new pages succeeds now."""
+        try:
+            with transaction(self._conn):
+                self._conn.execute(
+                    "INSERT INTO probe (filler) VALUES (zeroblob(?))", (2 * PAGE_SIZE,)
+                )
+                self._conn.execute("DELETE FROM probe")
+            if self._cursor_stale:
+                self._cursor = journal.head(self._conn, self.device)
+                self._cursor_stale = False
+        except (sqlite3.Error, StoreError) as error:
+            raise JournalUnavailableError(f"the journal is still not writable: {error}") from None
+
+    def recent(self, token: str, since_ms: int) -> tuple[PastTap, ...]:
+        return history.recent(self._conn, token, since_ms)
+
+    def ticket_uses(self, ticket_id: bytes) -> int:
+        return history.ticket_uses(self._conn, ticket_id)
+
+    def pending(self, limit: int) -> list[EncodedRecord]:
+        """Up to `limit` records the server has not acknowledged, oldest first."""
+        return journal.pending(self._conn, self._acked.seq, limit)
+
+    def acknowledge(self, cursor: Cursor, now_ms: int) -> None:
+        """The server holds every record through `cursor`."""
+        if cursor.seq <= self._acked.seq:
+            return
+        try:
+            with transaction(self._conn):
+                journal.acknowledge(self._conn, cursor, now_ms)
+                write_meta(self._conn, "last_sync_ms", str(now_ms))
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot store the acknowledgement: {error}") from None
+        self._acked = cursor
+
+    def prune(self, now_ms: int, *, retention_ms: int, history_ms: int) -> int:
+        """Drop acknowledged records past retention and old history; the records dropped."""
+        try:
+            with transaction(self._conn):
+                dropped = journal.prune(self._conn, now_ms - retention_ms)
+                history.prune(self._conn, now_ms - history_ms, now_ms)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot prune: {error}") from None
+        return dropped
+
+    def apply_package(self, package: Package, trusted: Iterable[VerifyKey], now_ms: int) -> Caches:
+        """Apply a signed package atomically; see `caches.apply_package`."""
+        self.caches = caches.apply_package(self._conn, self.caches, package, trusted, now_ms)
+        return self.caches
+
+    def verify(self) -> Cursor:
+        """Check the whole kept journal against the chain; return its head."""
+        return journal.verify(self._conn, self.device)
+
+    def figures(self) -> StoreFigures:
+        depth = journal.depth(self._conn, self._acked.seq)
+        last_sync = read_meta(self._conn, "last_sync_ms")
+        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        return StoreFigures(
+            head_seq=self._cursor.seq,
+            acked_seq=self._acked.seq,
+            unacked=depth.unacked,
+            oldest_unacked_ms=depth.oldest_unacked_ms,
+            kept=depth.kept,
+            last_sync_ms=None if last_sync is None else int(last_sync),
+            size_bytes=int(pages) * PAGE_SIZE,
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _past(record: Record, tap: Tap) -> PastTap:
+    return PastTap(
+        seq=record.seq,
+        time_ms=record.time_ms,
+        tap_type=tap.tap_type,
+        outcome=tap.outcome,
+        reason=tap.reason,
+        fare=tap.fare,
+        product=tap.product,
+        category=tap.category,
+        location=record.location,
+    )
