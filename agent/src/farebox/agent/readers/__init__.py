@@ -1,0 +1,1 @@
+"""Reader adapters: NFC cards through nfcpy, QR scanners through pyserial."""
