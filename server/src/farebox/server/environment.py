@@ -1,0 +1,39 @@
+"""Every environment variable farebox-server reads, each a documented constant.
+
+Code never spells a variable's name as a string literal elsewhere: it imports the
+constant from here, so that `grep` and the documentation test find every one of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+FAREBOX_DB = "FAREBOX_DB"
+"""The store URL: `sqlite:///path/to/file.db` (the embedded default) or `postgresql://...`."""
+
+FAREBOX_TIMEZONE = "FAREBOX_TIMEZONE"
+"""The operator's IANA time zone, in which fare days are counted (e.g. `Asia/Almaty`)."""
+
+FAREBOX_DAY_BOUNDARY = "FAREBOX_DAY_BOUNDARY"
+"""Local time `HH:MM` at which one fare day ends and the next begins (e.g. `03:00`)."""
+
+FAREBOX_CURRENCY = "FAREBOX_CURRENCY"
+"""The ISO 4217 currency of new rider accounts and of operator commands (e.g. `KZT`)."""
+
+FAREBOX_CREDIT_LIMIT = "FAREBOX_CREDIT_LIMIT"
+"""Minor units a new rider account may go below zero before it is stop-listed."""
+
+DEFAULTS: Mapping[str, str] = {
+    FAREBOX_DB: "sqlite:///farebox.db",
+    FAREBOX_TIMEZONE: "Asia/Almaty",
+    FAREBOX_DAY_BOUNDARY: "03:00",
+    FAREBOX_CURRENCY: "KZT",
+    FAREBOX_CREDIT_LIMIT: "0",
+}
+
+
+def setting(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of one variable from `environ` (the process environment by default)."""
+    source = os.environ if environ is None else environ
+    return source.get(name) or DEFAULTS[name]

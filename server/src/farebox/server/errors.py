@@ -1,0 +1,75 @@
+"""The errors of farebox.server, with one root.
+
+    ServerError                     anything this package raises on purpose
+    ├── ConfigurationError          a bad setting or environment variable; fix it and restart
+    ├── StoreError                  the store cannot be opened or used as asked
+    │   ├── UnsupportedStoreError   a store URL that is neither sqlite:/// nor postgresql://
+    │   └── MigrationError          the schema is newer than this code, or a migration failed
+    └── LedgerError                 a ledger request refused; nothing was posted
+        ├── UnknownAccountError     an account that does not exist (or of the wrong currency)
+        ├── IdempotencyConflictError  a key already used for a transfer with other content
+        ├── CreditLimitError        a debit that would take an account past its credit limit
+        ├── TransferStateError      a pending transfer that is resolved, expired or unknown
+        └── InvariantViolationError the books do not add up (raised by `verify`)
+
+Each refusal is raised before or inside the database transaction that would have posted,
+so a refused request leaves the books exactly as they were. Python's own TypeError and
+ValueError remain bugs in the caller (a float where money is expected), not conditions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ServerError(Exception):
+    """Root of every error farebox.server raises on purpose."""
+
+
+class ConfigurationError(ServerError):
+    """A setting is missing or malformed."""
+
+
+class StoreError(ServerError):
+    """The store cannot be opened or used."""
+
+
+class UnsupportedStoreError(StoreError):
+    """A store URL with a scheme that farebox does not speak."""
+
+
+class MigrationError(StoreError):
+    """The schema cannot be brought to this code's version."""
+
+
+class LedgerError(ServerError):
+    """The ledger refused a request; the books are unchanged."""
+
+
+class UnknownAccountError(LedgerError):
+    """An account that does not exist."""
+
+
+class IdempotencyConflictError(LedgerError):
+    """An idempotency key that was already used for a transfer with different content."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        super().__init__(f"idempotency key reused with different content: {shown}")
+        self.keys = tuple(keys)
+
+
+class CreditLimitError(LedgerError):
+    """A debit that the account's credit limit does not allow."""
+
+
+class TransferStateError(LedgerError):
+    """A pending transfer that cannot be posted or voided (unknown, resolved or expired)."""
+
+
+class InvariantViolationError(LedgerError):
+    """One or more ledger invariants do not hold."""
+
+    def __init__(self, violations: Sequence[str]) -> None:
+        super().__init__("; ".join(violations))
+        self.violations = tuple(violations)

@@ -1,0 +1,141 @@
+"""Accounts: who holds money in the ledger, and what each one's balance means.
+
+An account id says what the account is (`rider:nfc:04a1b2`, `revenue:KZT:citybus:12`,
+`clearing:KZT:sms`). Every account holds one currency. A balance is credits minus debits,
+so a rider's positive balance is money the operator owes the rider, and the balances of
+all accounts of one currency always sum to zero.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from farebox.protocol.money import Money, check_currency
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+RIDER_PREFIX = "rider:"
+
+
+class AccountKind(StrEnum):
+    RIDER = "rider"
+    REVENUE = "revenue"
+    CLEARING = "clearing"
+    ADJUSTMENT = "adjustment"
+    WRITE_OFF = "write_off"
+    LIABILITY = "liability"
+
+
+class Channel(StrEnum):
+    """A payment channel through which riders top up; each has a clearing account."""
+
+    SMS = "sms"
+    BANK_CARD = "bank_card"
+    KIOSK = "kiosk"
+    CASH_DESK = "cash_desk"
+    APP = "app"
+
+
+def _name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(f"{what} must be 1-128 characters of [A-Za-z0-9._:/-], got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account's identity and terms; its balance lives in `AccountState`."""
+
+    id: str
+    kind: AccountKind
+    currency: str
+    credit_limit: int = 0
+    category: str | None = None
+
+    def __post_init__(self) -> None:
+        _name(self.id, "account id")
+        if not self.id.startswith(f"{self.kind.value}:"):
+            raise ValueError(f"account id {self.id!r} must start with {self.kind.value!r}")
+        check_currency(self.currency)
+        if isinstance(self.credit_limit, bool) or not isinstance(self.credit_limit, int):
+            raise TypeError("credit_limit must be an int of minor units")
+        if self.credit_limit < 0:
+            raise ValueError("credit_limit must not be negative")
+        if self.credit_limit and self.kind is not AccountKind.RIDER:
+            raise ValueError("only rider accounts have a credit limit")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """An account with its balances at one moment, in minor units."""
+
+    account: Account
+    posted: int
+    pending_debits: int
+    pending_credits: int
+
+    @property
+    def available(self) -> Money:
+        """What the account may still spend: posted balance less funds held by pendings."""
+        return Money(self.posted - self.pending_debits, self.account.currency)
+
+    @property
+    def balance(self) -> Money:
+        return Money(self.posted, self.account.currency)
+
+    @property
+    def below_limit(self) -> bool:
+        """True when a rider has spent past the credit limit: the stoplist's trigger."""
+        return self.account.kind is AccountKind.RIDER and self.available.minor < -(
+            self.account.credit_limit
+        )
+
+
+def rider_account(
+    token: str, currency: str, *, credit_limit: int = 0, category: str | None = None
+) -> Account:
+    """The stored-value account of one card token or app user."""
+    return Account(
+        f"{RIDER_PREFIX}{_name(token, 'token')}",
+        AccountKind.RIDER,
+        currency,
+        credit_limit,
+        category,
+    )
+
+
+def token_of(account_id: str) -> str:
+    """The card token of a rider account id."""
+    if not account_id.startswith(RIDER_PREFIX):
+        raise ValueError(f"{account_id!r} is not a rider account")
+    return account_id[len(RIDER_PREFIX) :]
+
+
+def revenue_account(carrier: str, route: str, currency: str) -> Account:
+    """Fare revenue of one carrier on one route."""
+    return Account(
+        f"revenue:{currency}:{_name(carrier, 'carrier')}:{_name(route, 'route')}",
+        AccountKind.REVENUE,
+        currency,
+    )
+
+
+def clearing_account(channel: Channel, currency: str) -> Account:
+    """Money received through a payment channel and not yet settled with it."""
+    return Account(f"clearing:{currency}:{Channel(channel).value}", AccountKind.CLEARING, currency)
+
+
+def adjustment_account(currency: str) -> Account:
+    """The counterpart of operator corrections that belong to no carrier."""
+    return Account(f"adjustment:{currency}", AccountKind.ADJUSTMENT, currency)
+
+
+def write_off_account(currency: str) -> Account:
+    """Rider debt given up as uncollectable."""
+    return Account(f"write_off:{currency}", AccountKind.WRITE_OFF, currency)
+
+
+def ticket_liability_account(currency: str) -> Account:
+    """Prepaid QR tickets sold and not yet used."""
+    return Account(f"liability:{currency}:tickets", AccountKind.LIABILITY, currency)

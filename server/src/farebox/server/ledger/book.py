@@ -1,0 +1,279 @@
+"""The ledger: posting rules applied to a store, one database transaction per request.
+
+`Ledger` is what the sync server and the operator commands call. It knows nothing of
+HTTP: it takes values (taps, top-ups, tokens), asks the pure posting rules which transfers
+they make, and has the store post them atomically. Every method is a coroutine that only
+awaits the store, so it is safe to call from the server's event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from farebox.protocol.money import Money
+from farebox.server.errors import LedgerError, TransferStateError, UnknownAccountError
+from farebox.server.ledger import reads, writes
+from farebox.server.ledger.accounts import (
+    Account,
+    AccountKind,
+    AccountState,
+    adjustment_account,
+    clearing_account,
+    rider_account,
+)
+from farebox.server.ledger.fare_day import FareDayPolicy
+from farebox.server.ledger.invariants import violations
+from farebox.server.ledger.posting import (
+    FareTap,
+    TopUp,
+    adjustment_transfer,
+    fare_transfer,
+    hold_transfer,
+    resolve_transfer,
+    reversal_transfer,
+    top_up_transfer,
+)
+from farebox.server.ledger.settlement import Rater, settlement_transfers
+from farebox.server.ledger.stoplist import OPERATOR_REASONS, BlockChange, BlockReason, Delta, Head
+from farebox.server.ledger.store import Session, Store
+from farebox.server.ledger.transfers import Entry, Receipt, Transfer
+
+SETTLEMENT_ATTEMPTS = 3
+LATE_TAP_HORIZON = timedelta(days=35)
+"""How far back `settle_due` looks for days that late taps changed."""
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """How many taps of a batch were posted now, and how many had been posted before."""
+
+    fresh: int
+    repeated: int
+
+
+class Ledger:
+    """Double-entry books of riders, carriers and payment channels over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: FareDayPolicy,
+        *,
+        credit_limit: int = 0,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.credit_limit = credit_limit
+        self._clock = clock
+
+    def _rider(self, token: str, currency: str, category: str | None = None) -> Account:
+        return rider_account(token, currency, credit_limit=self.credit_limit, category=category)
+
+    def _fare_accounts(self, taps: Sequence[FareTap]) -> list[Account]:
+        accounts: dict[str, Account] = {}
+        for tap in taps:
+            payer = tap.payer()
+            if payer.kind is AccountKind.RIDER:
+                payer = self._rider(tap.token, tap.fare.currency, tap.category)
+            accounts.setdefault(payer.id, payer)
+            payee = tap.payee()
+            accounts.setdefault(payee.id, payee)
+        return list(accounts.values())
+
+    async def post(
+        self, transfers: Sequence[Transfer], accounts: Sequence[Account] = ()
+    ) -> tuple[Receipt, ...]:
+        """Post transfers in one transaction, opening `accounts` first if they are missing."""
+        now = self._clock()
+
+        async def work(session: Session) -> tuple[Receipt, ...]:
+            return await writes.post_transfers(session, transfers, accounts, now)
+
+        return await self.store.run(work)
+
+    async def post_taps(self, taps: Sequence[FareTap]) -> BatchResult:
+        """Post the provisional fares of a batch of accepted taps, each at most once."""
+        transfers = [fare_transfer(tap, self.policy) for tap in taps]
+        receipts = await self.post(transfers, self._fare_accounts(taps))
+        fresh = sum(receipt.fresh for receipt in receipts)
+        return BatchResult(fresh, len(receipts) - fresh)
+
+    async def hold(self, tap: FareTap, max_fare: Money, hold_for: timedelta) -> Receipt:
+        """Hold the maximum fare at a tap-on until the tap-off, for at most `hold_for`."""
+        timeout_ms = tap.time_ms + int(hold_for.total_seconds() * 1000)
+        transfer = hold_transfer(tap, self.policy, max_fare=max_fare, timeout_ms=timeout_ms)
+        (receipt,) = await self.post([transfer], self._fare_accounts([tap]))
+        return receipt
+
+    async def _resolve(
+        self, pending_key: str, key: str, amount: Money | None, time_ms: int
+    ) -> Receipt:
+        pending = await self.transfer(pending_key)
+        if pending is None:
+            raise TransferStateError(f"no pending transfer {pending_key}")
+        resolution = resolve_transfer(pending.transfer, key=key, amount=amount, time_ms=time_ms)
+        (receipt,) = await self.post([resolution])
+        return receipt
+
+    async def complete(self, pending_key: str, key: str, amount: Money, time_ms: int) -> Receipt:
+        """Post `amount` (at most the hold) of a pending transfer at `time_ms` (the tap-off)."""
+        return await self._resolve(pending_key, key, amount, time_ms)
+
+    async def void(self, pending_key: str, key: str) -> Receipt:
+        """Release a pending transfer's hold without moving money."""
+        return await self._resolve(pending_key, key, None, self._clock())
+
+    async def charge_expired(self, grace: timedelta, limit: int = 1000) -> int:
+        """Post in full up to `limit` holds expired more than `grace` ago; return how many.
+
+        A tap-on without a tap-off pays the maximum fare. The grace leaves time for a bus
+        that was offline to bring the tap-off that completes the trip.
+        """
+        now = self._clock()
+        before = now - int(grace.total_seconds() * 1000)
+        expired = await self.store.run(lambda session: reads.expired_holds(session, before, limit))
+        charges = [
+            resolve_transfer(
+                e.transfer, key=f"expire:{e.transfer.key}", amount=e.transfer.amount, time_ms=now
+            )
+            for e in expired
+        ]
+        return len(await self.post(charges)) if charges else 0
+
+    async def top_up(self, top_up: TopUp) -> Receipt:
+        """Credit a rider with money received through a channel (keyed by its payment id)."""
+        currency = top_up.amount.currency
+        accounts = [clearing_account(top_up.channel, currency), self._rider(top_up.token, currency)]
+        (receipt,) = await self.post([top_up_transfer(top_up)], accounts)
+        return receipt
+
+    async def adjust(self, token: str, amount: Money, key: str, reason: str) -> Receipt:
+        """An operator's correction of a rider's balance (positive credits the rider)."""
+        transfer = adjustment_transfer(token, amount, key=key, time_ms=self._clock(), reason=reason)
+        (receipt,) = await self.post([transfer], [adjustment_account(amount.currency)])
+        return receipt
+
+    async def reverse(self, key: str, reversal_key: str, reason: str) -> Receipt:
+        """Undo a posted transfer with a new one; a reversed fare leaves its day's rating."""
+        original = await self.transfer(key)
+        if original is None:
+            raise UnknownAccountError(f"no transfer {key}")
+        reversal = reversal_transfer(
+            original.transfer, key=reversal_key, time_ms=self._clock(), reason=reason
+        )
+        (receipt,) = await self.post([reversal])
+        return receipt
+
+    async def transfer(self, key: str) -> Entry | None:
+        return await self.store.run(lambda session: reads.transfer(session, key))
+
+    async def account(self, account_id: str) -> AccountState | None:
+        return await self.store.run(lambda session: reads.account_state(session, account_id))
+
+    async def statement(self, account_id: str, limit: int = 50) -> list[Entry]:
+        return await self.store.run(lambda session: reads.statement(session, account_id, limit))
+
+    async def set_credit_limit(self, token: str, currency: str, limit: int) -> None:
+        """Change a rider's credit limit; the stoplist follows at once."""
+        account_id = rider_account(token, currency).id
+        now = self._clock()
+        if limit < 0:
+            raise LedgerError("a credit limit is not negative")
+
+        async def work(session: Session) -> bool:
+            return await writes.set_credit_limit(session, account_id, limit, now)
+
+        if not await self.store.run(work):
+            raise UnknownAccountError(f"no rider account {account_id}")
+
+    async def _blocks(self, token: str, reason: BlockReason, note: str | None, *, add: bool) -> int:
+        if reason not in OPERATOR_REASONS:
+            raise LedgerError(f"{reason.value!r} blocks are kept by the ledger, not by operators")
+        change = BlockChange(token, reason, add=add, note=note)
+        now = self._clock()
+
+        async def work(session: Session) -> int:
+            return (await writes.change_blocks(session, [change], now)).head.version
+
+        return await self.store.run(work)
+
+    async def block(self, token: str, reason: BlockReason, note: str | None = None) -> int:
+        """Stop-list a token (lost, stolen, fraud...); return the stoplist version."""
+        return await self._blocks(token, reason, note, add=True)
+
+    async def unblock(self, token: str, reason: BlockReason) -> int:
+        """Lift an operator's block; the token stays listed if another reason holds it."""
+        return await self._blocks(token, reason, None, add=False)
+
+    async def blocks(self, token: str) -> list[tuple[str, str | None]]:
+        return await self.store.run(lambda session: reads.blocks_of(session, token))
+
+    async def stoplist_head(self) -> Head:
+        return await self.store.run(reads.stoplist_head)
+
+    async def stoplist_size(self) -> int:
+        return await self.store.run(reads.stoplist_size)
+
+    async def stoplist_tokens(self) -> list[str]:
+        return await self.store.run(reads.stoplist_tokens)
+
+    async def stoplist_delta(self, since: int) -> Delta:
+        """Net additions and removals since `since`, with the checksum of the latest list."""
+        return await self.store.run(lambda session: reads.stoplist_delta(session, since))
+
+    async def settle(
+        self, account_id: str, day: date, rater: Rater, *, force: bool = False
+    ) -> tuple[Receipt, ...]:
+        """Re-rate one rider's fare day and post the difference; a no-op if nothing changed."""
+        for _ in range(SETTLEMENT_ATTEMPTS):
+            state = await self.store.run(lambda s: reads.day_state(s, account_id, day))
+            if state.unchanged and not force:
+                return ()
+            if state.taps:
+                currency = state.taps[0].charged.currency
+            else:
+                found = await self.account(account_id)
+                if found is None:
+                    raise UnknownAccountError(f"no account {account_id}")
+                currency = found.account.currency
+            rated = rater(account_id, day, state.taps)
+            # Stamped with the end of the day, so that two servers settling the same
+            # revision from the same taps make identical transfers.
+            adjustments = settlement_transfers(
+                state, rated, currency=currency, time_ms=self.policy.closes_at_ms(day)
+            )
+            now = self._clock()
+
+            async def work(session: Session) -> tuple[Receipt, ...] | None:
+                if not await writes.claim_settlement(session, state, now):  # noqa: B023
+                    return None
+                return await writes.post_transfers(session, adjustments, (), now)  # noqa: B023
+
+            receipts = await self.store.run(work)
+            if receipts is not None:
+                return receipts
+        raise LedgerError(f"{account_id} {day}: settlement kept racing with another server")
+
+    async def settle_due(self, rater: Rater, *, limit: int = 1000) -> int:
+        """Settle closed fare days not settled yet or changed by late taps; return how many."""
+        last = self.policy.last_closed(self._clock())
+        due = await self.store.run(
+            lambda session: reads.due_days(session, last - LATE_TAP_HORIZON, last, limit)
+        )
+        for account_id, day in due:
+            await self.settle(account_id, day, rater)
+        return len(due)
+
+    async def revenue(self, day: date) -> list[tuple[str, Money]]:
+        return await self.store.run(lambda session: reads.revenue(session, day))
+
+    async def violations(self) -> list[str]:
+        return await self.store.run(violations)

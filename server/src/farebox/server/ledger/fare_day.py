@@ -1,0 +1,54 @@
+"""Fare days: the operator's local day, which ends at a boundary such as 03:00.
+
+Capping and transfers are counted per fare day. With a 03:00 boundary in Asia/Almaty, a
+ride at 01:30 on the 6th belongs to the fare day of the 5th: the evening's last bus is
+part of the evening.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from farebox.server.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class FareDayPolicy:
+    """Which fare day an instant belongs to, in `zone` with days starting at `boundary`."""
+
+    zone: ZoneInfo
+    boundary: time = time(3, 0)
+
+    @classmethod
+    def parse(cls, zone: str, boundary: str) -> FareDayPolicy:
+        """Build a policy from a zone name and an `HH:MM` boundary, or raise ConfigurationError."""
+        try:
+            tz = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ConfigurationError(f"unknown time zone {zone!r}") from error
+        try:
+            at = time.fromisoformat(boundary)
+        except ValueError as error:
+            raise ConfigurationError(f"day boundary must be HH:MM, got {boundary!r}") from error
+        if at.tzinfo is not None:
+            raise ConfigurationError("the day boundary is a local time, without an offset")
+        return cls(tz, at)
+
+    def day_of(self, time_ms: int) -> date:
+        """The fare day of an instant given in UTC milliseconds."""
+        local = datetime.fromtimestamp(time_ms / 1000, self.zone)
+        shifted = local - timedelta(
+            hours=self.boundary.hour, minutes=self.boundary.minute, seconds=self.boundary.second
+        )
+        return shifted.date()
+
+    def closes_at_ms(self, day: date) -> int:
+        """The UTC millisecond at which fare day `day` ends (the next day's boundary)."""
+        end = datetime.combine(day + timedelta(days=1), self.boundary, self.zone)
+        return int(end.astimezone(UTC).timestamp() * 1000)
+
+    def last_closed(self, now_ms: int) -> date:
+        """The latest fare day that has ended at `now_ms`."""
+        return self.day_of(now_ms) - timedelta(days=1)

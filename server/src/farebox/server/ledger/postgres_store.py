@@ -1,0 +1,142 @@
+"""The PostgreSQL store: the production ledger, shared by several server processes.
+
+Transfers go in by COPY into a per-connection staging table and one INSERT ... SELECT
+... ON CONFLICT DO NOTHING, in key order, so that two servers posting overlapping batches
+take their locks in the same order and the later one skips what the earlier one wrote.
+Connections run with plan_cache_mode = force_custom_plan: array statements became four
+times slower here once PostgreSQL switched them to a generic plan. A transaction that
+loses a deadlock or serialization race is retried a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
+from farebox.server.ledger.migrations import migrations
+from farebox.server.ledger.store import ACCOUNT_COLUMNS, TRANSFER_COLUMNS, Row, Session
+
+T = TypeVar("T")
+
+RETRIES = 5
+MIGRATION_LOCK = 0x66617265  # an arbitrary advisory lock id, the same in every process
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
+    key text, fingerprint bytea, kind text, phase text, debit text, credit text,
+    currency text, amount bigint, event_ms bigint, posted_ms bigint, reference text,
+    fare_day text, device text, seq bigint, stop text, category text, origin text,
+    timeout_ms bigint
+) ON COMMIT DELETE ROWS
+"""
+_COLUMNS = ", ".join(TRANSFER_COLUMNS)
+_INSERT_STAGED = (
+    f"INSERT INTO transfers ({_COLUMNS}) SELECT {_COLUMNS} FROM transfer_stage "  # noqa: S608
+    "ORDER BY key ON CONFLICT DO NOTHING RETURNING key, id, posted_ms"
+)
+_OPEN_ACCOUNTS = (
+    f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) "  # noqa: S608 (fixed names)
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
+    " $6::bigint[]) AS a ORDER BY 1 ON CONFLICT DO NOTHING"
+)
+
+
+async def _prepare(connection: asyncpg.Connection) -> None:
+    await connection.execute(_STAGE)
+
+
+class _PostgresSession:
+    def __init__(self, connection: PoolConnectionProxy[asyncpg.Record]) -> None:
+        self._connection = connection
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return [tuple(record) for record in await self._connection.fetch(sql, *args)]
+
+    async def execute(self, sql: str, *args: object) -> None:
+        await self._connection.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        if rows:
+            await self._connection.executemany(sql, rows)
+
+    async def open_accounts(self, rows: Sequence[Sequence[object]]) -> None:
+        if rows:
+            await self._connection.execute(_OPEN_ACCOUNTS, *map(list, zip(*rows, strict=True)))
+
+    async def insert_transfers(self, rows: Sequence[Sequence[object]]) -> list[Row]:
+        await self._connection.execute("TRUNCATE transfer_stage")
+        await self._connection.copy_records_to_table(
+            "transfer_stage", records=rows, columns=TRANSFER_COLUMNS
+        )
+        try:
+            inserted = await self._connection.fetch(_INSERT_STAGED)
+        except asyncpg.ForeignKeyViolationError as error:
+            raise UnknownAccountError("a transfer names an unknown account") from error
+        return [tuple(record) for record in inserted]
+
+    async def lock_stoplist_head(self) -> Row:
+        (head,) = await self.fetch("SELECT version, checksum FROM stoplist_head FOR UPDATE")
+        return head
+
+
+class PostgresStore:
+    """A ledger in a PostgreSQL database, through a pool of asyncpg connections."""
+
+    def __init__(self, url: str, pool: asyncpg.Pool) -> None:
+        self._url = url
+        self._pool = pool
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @classmethod
+    async def open(cls, url: str, *, connections: int = 4) -> PostgresStore:
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=connections,
+                init=_prepare,
+                server_settings={"plan_cache_mode": "force_custom_plan"},
+            )
+        except (OSError, asyncpg.PostgresError) as error:
+            raise StoreError(f"cannot open the PostgreSQL store: {error}") from error
+        return cls(url, pool)
+
+    async def migrate(self) -> int:
+        steps = migrations("postgres")
+        async with self._pool.acquire() as connection, connection.transaction():
+            # Two servers starting at once must not both apply the same step.
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await connection.execute("CREATE TABLE IF NOT EXISTS ledger_schema (version int)")
+            current = await connection.fetchval("SELECT max(version) FROM ledger_schema") or 0
+            if current > steps[-1].version:
+                raise MigrationError(f"schema version {current} is newer than this code")
+            for step in steps:
+                if step.version > current:
+                    try:
+                        await connection.execute(step.sql)
+                    except asyncpg.PostgresError as error:
+                        raise MigrationError(f"migration {step.version} failed: {error}") from error
+                    await connection.execute("INSERT INTO ledger_schema VALUES ($1)", step.version)
+        return steps[-1].version
+
+    async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        for attempt in range(RETRIES):
+            try:
+                async with self._pool.acquire() as connection, connection.transaction():
+                    return await work(_PostgresSession(connection))
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                if attempt == RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,208 @@
+"""Posting rules: pure functions from business events to the transfers they post.
+
+Nothing here touches a store or a clock: each rule takes values and returns `Transfer`
+values (or None when the event posts nothing), so the rules are tested as algebra and the
+stores only ever write what a rule produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from farebox.protocol.money import Money
+from farebox.protocol.records import Outcome, Record, Tap
+from farebox.server.ledger.accounts import (
+    Account,
+    Channel,
+    adjustment_account,
+    clearing_account,
+    revenue_account,
+    rider_account,
+    ticket_liability_account,
+)
+from farebox.server.ledger.fare_day import FareDayPolicy
+from farebox.server.ledger.transfers import Phase, Transfer, TransferKind
+
+UNROUTED = "unrouted"
+"""The route name of revenue from a tap that carried no route."""
+
+
+@dataclass(frozen=True, slots=True)
+class FareTap:
+    """An accepted tap as the ledger sees it: who rode, where, when, at what provisional fare."""
+
+    device: str
+    seq: int
+    token: str
+    time_ms: int
+    carrier: str
+    route: str
+    fare: Money
+    stop: str | None = None
+    category: str | None = None
+    prepaid: bool = False
+    """A validated prepaid ticket: the fare comes out of the ticket liability account."""
+
+    @property
+    def key(self) -> str:
+        return tap_key(self.device, self.seq)
+
+    def payer(self) -> Account:
+        if self.prepaid:
+            return ticket_liability_account(self.fare.currency)
+        return rider_account(self.token, self.fare.currency)
+
+    def payee(self) -> Account:
+        return revenue_account(self.carrier, self.route, self.fare.currency)
+
+
+def tap_key(device: str, seq: int) -> str:
+    """The idempotency key of a tap: a device never reuses a seq."""
+    return f"tap:{device}:{seq}"
+
+
+def tap_from_record(record: Record, carrier_of: Callable[[str], str]) -> FareTap | None:
+    """The ledger's view of a journal record, or None if it posts nothing (events, denials)."""
+    body = record.body
+    if not isinstance(body, Tap) or body.outcome is not Outcome.ACCEPT or body.fare is None:
+        return None
+    route = record.location.route or UNROUTED
+    return FareTap(
+        device=record.device,
+        seq=record.seq,
+        token=body.token,
+        time_ms=record.time_ms,
+        carrier=carrier_of(route),
+        route=route,
+        fare=body.fare,
+        stop=record.location.stop,
+        category=body.category,
+    )
+
+
+def fare_transfer(tap: FareTap, policy: FareDayPolicy) -> Transfer:
+    """An accepted tap posts its provisional fare from the rider to the carrier's revenue."""
+    return Transfer(
+        key=tap.key,
+        kind=TransferKind.FARE,
+        debit=tap.payer().id,
+        credit=tap.payee().id,
+        amount=tap.fare,
+        event_ms=tap.time_ms,
+        fare_day=policy.day_of(tap.time_ms),
+        device=tap.device,
+        seq=tap.seq,
+        stop=tap.stop,
+        category=tap.category,
+    )
+
+
+def hold_transfer(
+    tap: FareTap, policy: FareDayPolicy, *, max_fare: Money, timeout_ms: int
+) -> Transfer:
+    """A tap-on holds the maximum fare until the tap-off posts the real one, or time runs out."""
+    provisional = fare_transfer(tap, policy)
+    return Transfer(
+        key=provisional.key,
+        kind=TransferKind.FARE,
+        phase=Phase.PENDING,
+        debit=provisional.debit,
+        credit=provisional.credit,
+        amount=max_fare,
+        event_ms=tap.time_ms,
+        fare_day=provisional.fare_day,
+        device=tap.device,
+        seq=tap.seq,
+        stop=tap.stop,
+        category=tap.category,
+        timeout_ms=timeout_ms,
+    )
+
+
+def resolve_transfer(
+    pending: Transfer, *, key: str, amount: Money | None, time_ms: int
+) -> Transfer:
+    """POST `amount` (at most the held amount) of a pending transfer, or VOID it if None."""
+    return Transfer(
+        key=key,
+        kind=pending.kind,
+        phase=Phase.VOID if amount is None else Phase.POST,
+        debit=pending.debit,
+        credit=pending.credit,
+        amount=pending.amount if amount is None else amount,
+        event_ms=time_ms,
+        fare_day=pending.fare_day,
+        origin=pending.key,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TopUp:
+    """Money a rider paid through a channel, identified by the channel's own payment id."""
+
+    token: str
+    amount: Money
+    channel: Channel
+    payment_id: str
+    time_ms: int
+
+
+def top_up_transfer(top_up: TopUp) -> Transfer:
+    """A top-up moves money from the channel's clearing account to the rider."""
+    return Transfer(
+        key=f"top_up:{Channel(top_up.channel).value}:{top_up.payment_id}",
+        kind=TransferKind.TOP_UP,
+        debit=clearing_account(top_up.channel, top_up.amount.currency).id,
+        credit=rider_account(top_up.token, top_up.amount.currency).id,
+        amount=top_up.amount,
+        event_ms=top_up.time_ms,
+        reference=top_up.payment_id,
+    )
+
+
+def ticket_sale_transfer(ticket_id: str, amount: Money, channel: Channel, time_ms: int) -> Transfer:
+    """An app ticket sale: the channel's money becomes a liability until the ticket is used."""
+    return Transfer(
+        key=f"ticket:{ticket_id}",
+        kind=TransferKind.TOP_UP,
+        debit=clearing_account(channel, amount.currency).id,
+        credit=ticket_liability_account(amount.currency).id,
+        amount=amount,
+        event_ms=time_ms,
+        reference=ticket_id,
+    )
+
+
+def reversal_transfer(original: Transfer, *, key: str, time_ms: int, reason: str) -> Transfer:
+    """Undo a posted transfer by a new one in the other direction; the original stays."""
+    if not original.moves():
+        raise ValueError(f"transfer {original.key} moved nothing and cannot be reversed")
+    return Transfer(
+        key=key,
+        kind=TransferKind.REVERSAL,
+        debit=original.credit,
+        credit=original.debit,
+        amount=original.amount,
+        event_ms=time_ms,
+        reference=reason,
+        fare_day=original.fare_day,
+        origin=original.key,
+    )
+
+
+def adjustment_transfer(
+    token: str, amount: Money, *, key: str, time_ms: int, reason: str
+) -> Transfer:
+    """An operator's correction of a rider balance: positive credits the rider."""
+    rider = rider_account(token, amount.currency).id
+    house = adjustment_account(amount.currency).id
+    return Transfer(
+        key=key,
+        kind=TransferKind.ADJUSTMENT,
+        debit=house if amount.minor > 0 else rider,
+        credit=rider if amount.minor > 0 else house,
+        amount=Money(abs(amount.minor), amount.currency),
+        event_ms=time_ms,
+        reference=reason,
+    )

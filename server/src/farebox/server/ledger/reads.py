@@ -1,0 +1,215 @@
+"""Queries over the books, written once for both stores (see `store.Session`)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from farebox.protocol.money import Money
+from farebox.server.errors import LedgerError
+from farebox.server.ledger.accounts import Account, AccountKind, AccountState
+from farebox.server.ledger.settlement import DayState, DayTap
+from farebox.server.ledger.stoplist import Change, Delta, Head, net_delta
+from farebox.server.ledger.store import Row, Session
+from farebox.server.ledger.transfers import Entry, Phase, Transfer, TransferKind
+
+_ENTRY = (
+    "SELECT id, posted_ms, key, kind, phase, debit, credit, currency, amount, event_ms,"
+    " reference, fare_day, device, seq, stop, category, origin, timeout_ms FROM transfers"
+)
+# A transfer moves posted balances when it is posted at once or posts a pending one.
+MOVES = "phase IN ('single', 'post')"
+
+
+def entry_from_row(row: Row) -> Entry:
+    (ident, posted_ms, key, kind, phase, debit, credit, currency, amount, event_ms) = row[:10]
+    (reference, fare_day, device, seq, stop, category, origin, timeout_ms) = row[10:]
+    transfer = Transfer(
+        key=key,
+        kind=TransferKind(kind),
+        phase=Phase(phase),
+        debit=debit,
+        credit=credit,
+        amount=Money(amount, currency),
+        event_ms=event_ms,
+        reference=reference,
+        fare_day=date.fromisoformat(fare_day) if fare_day else None,
+        device=device,
+        seq=seq,
+        stop=stop,
+        category=category,
+        origin=origin,
+        timeout_ms=timeout_ms,
+    )
+    return Entry(ident, posted_ms, transfer)
+
+
+async def transfer(session: Session, key: str) -> Entry | None:
+    rows = await session.fetch(f"{_ENTRY} WHERE key = $1", key)
+    return entry_from_row(rows[0]) if rows else None
+
+
+async def account_state(session: Session, account_id: str) -> AccountState | None:
+    rows = await session.fetch(
+        "SELECT id, kind, currency, credit_limit, category, posted, pending_debits,"
+        " pending_credits FROM accounts WHERE id = $1",
+        account_id,
+    )
+    if not rows:
+        return None
+    ident, kind, currency, limit, category, posted, pending_debits, pending_credits = rows[0]
+    account = Account(ident, AccountKind(kind), currency, limit, category)
+    return AccountState(account, posted, pending_debits, pending_credits)
+
+
+async def statement(session: Session, account_id: str, limit: int) -> list[Entry]:
+    """The account's latest `limit` transfers, newest first."""
+    rows = await session.fetch(
+        f"SELECT * FROM ({_ENTRY} WHERE debit = $1 UNION ALL {_ENTRY} WHERE credit = $1) t"  # noqa: S608
+        " ORDER BY id DESC LIMIT $2",
+        account_id,
+        limit,
+    )
+    return [entry_from_row(row) for row in rows]
+
+
+async def expired_holds(session: Session, now_ms: int, limit: int) -> list[Entry]:
+    """Pending transfers past their timeout that nothing has resolved yet."""
+    rows = await session.fetch(
+        f"{_ENTRY} t WHERE phase = 'pending' AND timeout_ms < $1"  # noqa: S608 (fixed text)
+        " AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.origin = t.key)"
+        " ORDER BY timeout_ms LIMIT $2",
+        now_ms,
+        limit,
+    )
+    return [entry_from_row(row) for row in rows]
+
+
+async def stoplist_head(session: Session) -> Head:
+    ((version, checksum),) = await session.fetch("SELECT version, checksum FROM stoplist_head")
+    return Head(version, bytes(checksum))
+
+
+async def stoplist_tokens(session: Session) -> list[str]:
+    rows = await session.fetch("SELECT DISTINCT token FROM blocks ORDER BY token")
+    return [token for (token,) in rows]
+
+
+async def stoplist_size(session: Session) -> int:
+    ((size,),) = await session.fetch("SELECT count(DISTINCT token) FROM blocks")
+    return int(size)
+
+
+async def stoplist_delta(session: Session, since: int) -> Delta:
+    """The net change from version `since` to the latest version."""
+    head = await stoplist_head(session)
+    if not 0 <= since <= head.version:
+        raise LedgerError(f"stoplist version {since} is not between 0 and {head.version}")
+    rows = await session.fetch(
+        "SELECT version, token, listed, checksum FROM stoplist_changes"
+        " WHERE version > $1 ORDER BY version",
+        since,
+    )
+    changes = [
+        Change(v, token, bool(listed), bytes(checksum)) for v, token, listed, checksum in rows
+    ]
+    return net_delta(since, head, changes)
+
+
+async def blocks_of(session: Session, token: str) -> list[tuple[str, str | None]]:
+    """(reason, note) of every block on a token."""
+    rows = await session.fetch(
+        "SELECT reason, note FROM blocks WHERE token = $1 ORDER BY reason", token
+    )
+    return [(reason, note) for reason, note in rows]
+
+
+_DAY_TAPS = """
+SELECT t.key, t.event_ms, t.credit, t.stop, t.category, coalesce(p.amount, t.amount), t.currency
+FROM transfers t LEFT JOIN transfers p ON p.origin = t.key AND p.phase = 'post'
+WHERE t.debit = $1 AND t.fare_day = $2 AND t.kind = 'fare'
+  AND (t.phase = 'single' OR (t.phase = 'pending' AND p.id IS NOT NULL))
+  AND NOT EXISTS (
+      SELECT 1 FROM transfers r WHERE r.kind = 'reversal' AND r.origin = coalesce(p.key, t.key))
+ORDER BY t.event_ms, t.key
+"""
+
+_DAY_CHARGED = f"""
+SELECT CASE WHEN debit = $1 THEN credit ELSE debit END,
+       sum(CASE WHEN debit = $1 THEN amount ELSE -amount END)
+FROM transfers
+WHERE fare_day = $2 AND (debit = $1 OR credit = $1) AND {MOVES}
+GROUP BY 1
+"""  # noqa: S608 (fixed text)
+
+# What a settlement depends on besides the tariff: the rider's completed fares of the day
+# and the reversals that took some back. A day whose count of these changed since its last
+# settlement is due again.
+_DAY_EVENTS = """
+SELECT debit AS account, fare_day FROM transfers
+WHERE kind = 'fare' AND phase IN ('single', 'post') AND fare_day BETWEEN $1 AND $2
+UNION ALL
+SELECT credit, fare_day FROM transfers
+WHERE kind = 'reversal' AND fare_day BETWEEN $1 AND $2
+"""
+
+
+async def day_state(session: Session, account_id: str, day: date) -> DayState:
+    """Everything a settlement of one rider's fare day needs to know."""
+    text = day.isoformat()
+    taps = tuple(
+        DayTap(key, event_ms, revenue, revenue.split(":", 3)[3], Money(amount, currency), stop, cat)
+        for key, event_ms, revenue, stop, cat, amount, currency in await session.fetch(
+            _DAY_TAPS, account_id, text
+        )
+    )
+    charged = {
+        revenue: int(net) for revenue, net in await session.fetch(_DAY_CHARGED, account_id, text)
+    }
+    ((events,),) = await session.fetch(
+        f"SELECT count(*) FROM ({_DAY_EVENTS}) e WHERE account = $3",  # noqa: S608 (fixed text)
+        text,
+        text,
+        account_id,
+    )
+    settled = await session.fetch(
+        "SELECT revision, taps_seen FROM fare_days WHERE account = $1 AND fare_day = $2",
+        account_id,
+        text,
+    )
+    revision, seen = settled[0] if settled else (0, -1)
+    return DayState(account_id, day, revision, seen, int(events), taps, charged)
+
+
+async def due_days(session: Session, first: date, last: date, limit: int) -> list[tuple[str, date]]:
+    """Rider days in [first, last] never settled, or with taps the last settlement did not see."""
+    rows = await session.fetch(
+        f"""
+        SELECT e.account, e.fare_day FROM ({_DAY_EVENTS}) e
+        LEFT JOIN fare_days d ON d.account = e.account AND d.fare_day = e.fare_day
+        WHERE e.account LIKE 'rider:%'
+        GROUP BY e.account, e.fare_day, d.taps_seen
+        HAVING count(*) <> coalesce(d.taps_seen, -1)
+        ORDER BY e.fare_day, e.account LIMIT $3
+        """,  # noqa: S608 (fixed text)
+        first.isoformat(),
+        last.isoformat(),
+        limit,
+    )
+    return [(account, date.fromisoformat(day)) for account, day in rows]
+
+
+async def revenue(session: Session, day: date) -> list[tuple[str, Money]]:
+    """Net fare revenue of each carrier and route account for one fare day."""
+    rows = await session.fetch(
+        f"""
+        SELECT account, currency, sum(amount) FROM (
+            SELECT credit AS account, currency, amount FROM transfers
+            WHERE fare_day = $1 AND {MOVES} AND credit LIKE 'revenue:%'
+            UNION ALL
+            SELECT debit, currency, -amount FROM transfers
+            WHERE fare_day = $1 AND {MOVES} AND debit LIKE 'revenue:%'
+        ) m GROUP BY account, currency ORDER BY account
+        """,  # noqa: S608 (fixed text)
+        day.isoformat(),
+    )
+    return [(account, Money(int(total), currency)) for account, currency, total in rows]

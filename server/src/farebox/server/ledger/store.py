@@ -1,0 +1,98 @@
+"""The storage interface: a transaction runner over one of two databases.
+
+The ledger's reads and writes are written once, against `Session`; each store supplies a
+session inside one database transaction. SQL is written in PostgreSQL's `$1` placeholder
+style and shared by both stores wherever the statement is truly the same; the SQLite store
+rewrites placeholders to its own numbered `?1` form. What differs is behind the session's
+few store-specific methods: the bulk insert of transfers (PostgreSQL: COPY into a staging
+table, then INSERT ... ON CONFLICT DO NOTHING) and the row lock on the stoplist head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from farebox.server.errors import UnsupportedStoreError
+
+T = TypeVar("T")
+Row = Sequence[Any]
+
+TRANSFER_COLUMNS = (
+    "key",
+    "fingerprint",
+    "kind",
+    "phase",
+    "debit",
+    "credit",
+    "currency",
+    "amount",
+    "event_ms",
+    "posted_ms",
+    "reference",
+    "fare_day",
+    "device",
+    "seq",
+    "stop",
+    "category",
+    "origin",
+    "timeout_ms",
+)
+ACCOUNT_COLUMNS = ("id", "kind", "currency", "credit_limit", "category", "opened_ms")
+
+
+class Session(Protocol):
+    """Statements inside one open database transaction."""
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]: ...
+
+    async def execute(self, sql: str, *args: object) -> None: ...
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+
+    async def open_accounts(self, rows: Sequence[Sequence[object]]) -> None:
+        """Insert accounts (ACCOUNT_COLUMNS) that do not exist yet; leave the others alone."""
+        ...
+
+    async def insert_transfers(self, rows: Sequence[Sequence[object]]) -> list[Row]:
+        """Insert transfers (TRANSFER_COLUMNS), skipping any that breaks a unique constraint.
+
+        Returns (key, id, posted_ms) of the rows this call inserted.
+        """
+        ...
+
+    async def lock_stoplist_head(self) -> Row:
+        """(version, checksum) of the stoplist, locked until the transaction ends."""
+        ...
+
+
+class Store(Protocol):
+    """A ledger database: migrations, and transactions that commit or leave no trace."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def migrate(self) -> int:
+        """Bring the schema to this code's version; return the version."""
+        ...
+
+    async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """Run `work` in one transaction: commit if it returns, roll back if it raises."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+async def open_store(url: str) -> Store:
+    """Open the store a URL names: `sqlite:///path` or `postgresql://...`."""
+    if url.startswith("sqlite:///"):
+        from farebox.server.ledger.sqlite_store import SqliteStore
+
+        return await SqliteStore.open(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        # Imported here so that an SQLite deployment never loads the PostgreSQL driver.
+        from farebox.server.ledger.postgres_store import PostgresStore
+
+        return await PostgresStore.open(url)
+    scheme = url.split(":", 1)[0]
+    raise UnsupportedStoreError(f"unsupported store {scheme!r}: use sqlite:/// or postgresql://")

@@ -1,0 +1,201 @@
+"""Postings and stoplist changes, written once for both stores (see `store.Session`).
+
+`post_transfers` is the one way money enters the books. Inside the caller's transaction it
+opens missing accounts, checks what pending or reversed transfers the new ones name,
+inserts them with conflict skip (the database keeps the balances from the inserted rows),
+answers a faithful retry with the first posting's receipt, refuses a reused key with other
+content, and brings the stoplist in line with the balances it changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from farebox.server.errors import IdempotencyConflictError, TransferStateError
+from farebox.server.ledger.accounts import Account, token_of
+from farebox.server.ledger.reads import transfer
+from farebox.server.ledger.settlement import DayState
+from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan, plan_changes
+from farebox.server.ledger.store import Row, Session
+from farebox.server.ledger.transfers import Receipt, Transfer, origin_problem
+
+_EXISTING = "SELECT key, id, posted_ms, fingerprint FROM transfers WHERE key = $1"
+# Served by the partial index accounts_limit_mismatch, which holds only such accounts.
+_LIMIT_MISMATCH = (
+    "SELECT id, posted - pending_debits < -credit_limit FROM accounts WHERE kind = 'rider'"
+    " AND (posted - pending_debits < -credit_limit) <> limit_blocked ORDER BY id"
+)
+
+
+def transfer_row(item: Transfer, now_ms: int) -> tuple[object, ...]:
+    return (
+        item.key,
+        item.fingerprint,
+        item.kind.value,
+        item.phase.value,
+        item.debit,
+        item.credit,
+        item.amount.currency,
+        item.amount.minor,
+        item.event_ms,
+        now_ms,
+        item.reference,
+        None if item.fare_day is None else item.fare_day.isoformat(),
+        item.device,
+        item.seq,
+        item.stop,
+        item.category,
+        item.origin,
+        item.timeout_ms,
+    )
+
+
+def account_row(account: Account, now_ms: int) -> tuple[object, ...]:
+    return (
+        account.id,
+        account.kind.value,
+        account.currency,
+        account.credit_limit,
+        account.category,
+        now_ms,
+    )
+
+
+async def _existing(session: Session, keys: Sequence[str]) -> dict[str, Row]:
+    found: dict[str, Row] = {}
+    for key in dict.fromkeys(keys):
+        rows = await session.fetch(_EXISTING, key)
+        if rows:
+            found[key] = rows[0]
+    return found
+
+
+async def _check_origins(session: Session, transfers: Sequence[Transfer]) -> None:
+    naming = [item for item in transfers if item.origin is not None]
+    if not naming:
+        return
+    # A retry of a resolution that already happened is answered, not re-checked.
+    done = await _existing(session, [item.key for item in naming])
+    for item in naming:
+        if item.key in done or item.origin is None:
+            continue
+        origin = await transfer(session, item.origin)
+        problem = origin_problem(item, None if origin is None else origin.transfer)
+        if problem:
+            raise TransferStateError(problem)
+
+
+async def post_transfers(
+    session: Session, transfers: Sequence[Transfer], accounts: Sequence[Account], now_ms: int
+) -> tuple[Receipt, ...]:
+    """Post `transfers` once each; return a receipt per transfer, in order."""
+    await session.open_accounts([account_row(account, now_ms) for account in accounts])
+    await _check_origins(session, transfers)
+    inserted = await session.insert_transfers([transfer_row(item, now_ms) for item in transfers])
+    fresh = {key: (ident, posted_ms) for key, ident, posted_ms in inserted}
+    receipts: list[Receipt | None] = []
+    skipped: list[Transfer] = []
+    for item in transfers:
+        first = fresh.pop(item.key, None)
+        if first is None:
+            skipped.append(item)
+            receipts.append(None)
+        else:
+            receipts.append(Receipt(item.key, first[0], first[1], fresh=True))
+    if skipped:
+        stored = await _existing(session, [item.key for item in skipped])
+        resolved_elsewhere = [i.key for i in skipped if i.key not in stored and i.origin]
+        if resolved_elsewhere:
+            raise TransferStateError(f"already resolved or reversed: {resolved_elsewhere[:5]}")
+        conflicts = [
+            item.key
+            for item in skipped
+            if item.key not in stored or bytes(stored[item.key][3]) != item.fingerprint
+        ]
+        if conflicts:
+            raise IdempotencyConflictError(conflicts)
+        receipts = [
+            receipt or Receipt(item.key, stored[item.key][1], stored[item.key][2], fresh=False)
+            for receipt, item in zip(receipts, transfers, strict=True)
+        ]
+    await sync_limit_blocks(session, now_ms)
+    return tuple(receipt for receipt in receipts if receipt is not None)
+
+
+async def sync_limit_blocks(session: Session, now_ms: int) -> None:
+    """Stop-list riders who fell below their credit limit; release those back above it."""
+    rows = await session.fetch(_LIMIT_MISMATCH)
+    if not rows:
+        return
+    await session.executemany(
+        "UPDATE accounts SET limit_blocked = $2 WHERE id = $1",
+        [(account, bool(below)) for account, below in rows],
+    )
+    requests = [BlockChange(token_of(a), BlockReason.BALANCE, add=bool(b)) for a, b in rows]
+    await change_blocks(session, requests, now_ms)
+
+
+async def change_blocks(session: Session, requests: Sequence[BlockChange], now_ms: int) -> Plan:
+    """Apply block changes and record every resulting stoplist version with its checksum."""
+    version, checksum = await session.lock_stoplist_head()
+    reasons = {}
+    for token in dict.fromkeys(request.token for request in requests):
+        rows = await session.fetch("SELECT reason FROM blocks WHERE token = $1", token)
+        reasons[token] = frozenset(BlockReason(reason) for (reason,) in rows)
+    plan = plan_changes(Head(version, bytes(checksum)), reasons, requests)
+    await session.executemany(
+        "INSERT INTO blocks (token, reason, note, since_ms) VALUES ($1, $2, $3, $4)",
+        [(r.token, r.reason.value, r.note, now_ms) for r in plan.reasons_added],
+    )
+    await session.executemany(
+        "DELETE FROM blocks WHERE token = $1 AND reason = $2",
+        [(r.token, r.reason.value) for r in plan.reasons_removed],
+    )
+    if plan.changes:
+        await session.executemany(
+            "INSERT INTO stoplist_changes (version, token, listed, checksum, at_ms)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            [(c.version, c.token, c.listed, c.checksum, now_ms) for c in plan.changes],
+        )
+        await session.execute(
+            "UPDATE stoplist_head SET version = $1, checksum = $2",
+            plan.head.version,
+            plan.head.checksum,
+        )
+    return plan
+
+
+async def set_credit_limit(session: Session, account_id: str, limit: int, now_ms: int) -> bool:
+    """Change a rider's credit limit (and so perhaps its stoplist entry); False if unknown."""
+    rows = await session.fetch(
+        "UPDATE accounts SET credit_limit = $2 WHERE id = $1 AND kind = 'rider' RETURNING id",
+        account_id,
+        limit,
+    )
+    await sync_limit_blocks(session, now_ms)
+    return bool(rows)
+
+
+async def claim_settlement(session: Session, state: DayState, now_ms: int) -> bool:
+    """Record settlement `state.revision + 1` of a day; False if another got there first."""
+    day = state.day.isoformat()
+    if state.revision == 0:
+        rows = await session.fetch(
+            "INSERT INTO fare_days (account, fare_day, revision, taps_seen, settled_ms)"
+            " VALUES ($1, $2, 1, $3, $4) ON CONFLICT DO NOTHING RETURNING revision",
+            state.account,
+            day,
+            state.fares,
+            now_ms,
+        )
+    else:
+        rows = await session.fetch(
+            "UPDATE fare_days SET revision = revision + 1, taps_seen = $4, settled_ms = $5"
+            " WHERE account = $1 AND fare_day = $2 AND revision = $3 RETURNING revision",
+            state.account,
+            day,
+            state.revision,
+            state.fares,
+            now_ms,
+        )
+    return bool(rows)
