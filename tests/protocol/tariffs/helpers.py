@@ -45,3 +45,23 @@ def almaty(day: int, clock: str) -> datetime:
 def toronto(month: int, day: int, clock: str) -> datetime:
     hour, minute = (int(part) for part in clock.split(":"))
     return datetime(2026, month, day, hour, minute, tzinfo=TORONTO)
+
+
+def flat_document(header: dict[str, object] | None = None, **sections: object) -> dict[str, object]:
+    """A small native document (one bus network, 100.00 a ride) with parts replaced."""
+    document: dict[str, object] = {
+        "tariff": {
+            "id": "flat",
+            "version": 1,
+            "effective_from": "2026-01-01T00:00:00+05:00",
+            "currency": "KZT",
+            "timezone": "Asia/Almaty",
+            **(header or {}),
+        },
+        "rider_categories": [{"id": "adult", "default": True}],
+        "networks": [{"id": "bus", "routes": ["1", "2"]}],
+        "products": [{"id": "ride", "amount": "100"}],
+        "leg_rules": [{"product": "ride", "leg_group": "bus", "network": "bus"}],
+    }
+    document.update(sections)
+    return document
