@@ -17,6 +17,8 @@ from farebox.protocol.keys import SigningKey
 from farebox.protocol.packages import Package, PackageKind, sign_package
 from farebox.protocol.records import ClockState, Event, EventKind, Outcome
 from farebox.protocol.stoplist import StoplistChange, StoplistChecksum, encode_stoplist_change
+from farebox.protocol.tariffs.wire import encode_tariff
+from tests.agent.builders import city_tariff
 from tests.support.records import MORNING_MS, ROUTE_12, accepted_tap, denied_tap
 
 DEVICE = "bus-017"
@@ -202,4 +204,19 @@ def test_a_failed_commit_is_reported_and_leaves_no_gap(tmp_path: Path) -> None:
     blocker.close()
     assert store.record(MORNING_MS, ClockState.SYNCED, ROUTE_12, accepted_tap()).record.seq == 2
     assert store.verify().seq == 2
+    store.close()
+
+
+def test_tariff_package_travels_in_its_wire_form(tmp_path: Path) -> None:
+    tariff = city_tariff()
+    payload = encode_tariff(tariff)
+    package = sign_package(
+        PackageKind.TARIFF, 3, None, hashlib.sha256(payload).digest(), payload, SERVER_KEY
+    )
+    store = open_store(tmp_path)
+    store.apply_package(package, [SERVER_KEY.verify_key], 5)
+    store.close()
+    store = open_store(tmp_path)
+    assert store.caches.tariff is not None
+    assert (store.caches.tariff.version, store.caches.tariff.value) == (3, tariff)
     store.close()

@@ -23,8 +23,8 @@ from farebox.protocol.errors import PackageError, ProtocolError
 from farebox.protocol.keys import VerifyKey
 from farebox.protocol.packages import Package, PackageKind
 from farebox.protocol.stoplist import decode_stoplist_change
-from farebox.protocol.tariffs.native import load_tariff
 from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.protocol.tickets.issuers import IssuerKeySet
 
 T = TypeVar("T")
@@ -61,10 +61,6 @@ def _version(cached: Cached[T] | None) -> int:
     return 0 if cached is None else cached.version
 
 
-def parse_tariff(payload: bytes) -> Tariff:
-    return load_tariff(payload.decode("utf-8"))
-
-
 def parse_issuers(payload: bytes) -> IssuerKeySet:
     return IssuerKeySet.from_wire(cbor.decode(payload, "issuer keys"))
 
@@ -96,7 +92,7 @@ def _with(
     if kind is PackageKind.STOPLIST:
         return replace(caches, stoplist=StoplistIndex.from_bytes(version, payload, checksum, at))
     if kind is PackageKind.TARIFF:
-        return replace(caches, tariff=Cached(version, parse_tariff(payload), at))
+        return replace(caches, tariff=Cached(version, decode_tariff(payload), at))
     if kind is PackageKind.KEYSET:
         return replace(caches, issuers=Cached(version, parse_issuers(payload), at))
     return replace(caches, config=Cached(version, parse_config(payload), at))
