@@ -12,6 +12,7 @@ message hash differently.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias
@@ -31,12 +32,54 @@ Value: TypeAlias = (
     | None
 )
 
-_PLAIN = (int, bytes, str, bool, type(None))
+_SCALARS = frozenset({int, bytes, str, bool, type(None)})
+
+
+class _ForeignItemError(Exception):
+    """A decoded item of a type farebox messages never hold."""
+
+
+def _encoded_key(key: object) -> bytes:
+    if type(key) not in (str, int):
+        raise _ForeignItemError(f"map key of type {type(key).__name__}")
+    return cbor2.dumps(key)
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_order(keys: tuple[object, ...]) -> tuple[object, ...]:
+    """`keys` sorted by their encoded bytes; cached, since messages repeat their key sets."""
+    return tuple(sorted(keys, key=_encoded_key))
+
+
+def _ordered(value: object) -> object:
+    """A copy of `value` whose maps iterate in deterministic key order.
+
+    cbor2 writes shortest-form integers and definite lengths already; what its fast path
+    leaves to insertion order is map keys. Putting them in the order of their encoded bytes
+    (RFC 8949 section 4.2.1) here and using the plain encoder is several times faster than
+    cbor2's canonical mode, and the decoder pays this on every record it checks.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        mapping: dict[object, object] = value  # type: ignore[assignment]
+        return {
+            key: item if type(item := mapping[key]) in _SCALARS else _ordered(item)
+            for key in _key_order(tuple(mapping))
+        }
+    if kind is list or kind is tuple:
+        items: list[object] = value  # type: ignore[assignment]
+        return [item if type(item) in _SCALARS else _ordered(item) for item in items]
+    raise _ForeignItemError(f"CBOR item of type {kind.__name__} not allowed")
 
 
 def encode(value: Value) -> bytes:
     """Encode `value` in deterministic CBOR."""
-    return cbor2.dumps(value, canonical=True)
+    try:
+        return cbor2.dumps(_ordered(value))
+    except _ForeignItemError as error:
+        raise TypeError(f"cannot encode: {error}") from None
 
 
 def decode(data: bytes, what: str = "message") -> object:
@@ -53,24 +96,10 @@ def decode(data: bytes, what: str = "message") -> object:
         raise DecodeError(f"{what}: not well-formed CBOR ({error})") from None
     if stream.tell() != len(data):
         raise DecodeError(f"{what}: {len(data) - stream.tell()} trailing bytes after the item")
-    _check_types(value, what)
-    if cbor2.dumps(value, canonical=True) != data:
+    try:
+        canonical = cbor2.dumps(_ordered(value))
+    except _ForeignItemError as error:
+        raise DecodeError(f"{what}: {error}") from None
+    if canonical != data:
         raise DecodeError(f"{what}: not in deterministic encoding (RFC 8949 section 4.2.1)")
     return value
-
-
-def _check_types(value: object, what: str) -> None:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _PLAIN):
-            continue
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            for key, inner in item.items():
-                if not isinstance(key, str | int) or isinstance(key, bool):
-                    raise DecodeError(f"{what}: map key of type {type(key).__name__}")
-                stack.append(inner)
-        else:
-            raise DecodeError(f"{what}: CBOR item of type {type(item).__name__} not allowed")

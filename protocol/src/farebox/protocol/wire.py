@@ -7,6 +7,7 @@ key, an unknown key or a wrong type always becomes one DecodeError that says whe
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
@@ -35,6 +36,8 @@ class Fields:
 
     def expect_keys(self, keys: Collection[str]) -> None:
         """Require exactly `keys`: none missing, none unknown."""
+        if self.values.keys() == (keys if isinstance(keys, AbstractSet) else set(keys)):
+            return
         missing = sorted(set(keys) - set(self.values))
         if missing:
             raise DecodeError(f"{self.path}: missing field(s) {', '.join(missing)}")
@@ -87,7 +90,8 @@ class Fields:
 
     def enum(self, key: str, kind: type[E]) -> E:
         value = self.text(key)
-        try:
-            return kind(value)
-        except ValueError:
-            raise DecodeError(f"{self.path}.{key}: unknown value {value!r}") from None
+        # The value map is the enum's own lookup table, without the call's slow path.
+        member = kind._value2member_map_.get(value)
+        if member is None:
+            raise DecodeError(f"{self.path}.{key}: unknown value {value!r}")
+        return member  # type: ignore[return-value]
