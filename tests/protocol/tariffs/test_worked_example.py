@@ -77,6 +77,10 @@ def test_suburban_zones_and_missing_tap_off() -> None:
     held = rate(TARIFF, Rider(), [suburban(2, "09:00", None, "S1-sayakhat", None)]).legs[0]
     assert held.amount.minor == 40000
     assert held.reasons[0].kind is ReasonKind.MAX_FARE
+    # the maximum fare is a product, so it is the rider's own price for it
+    no_tap_off = [suburban(2, "09:00", None, "S1-sayakhat", None)]
+    assert tenge(no_tap_off, Rider("student")) == [200]
+    assert tenge(no_tap_off, Rider("pensioner")) == [0]
 
 
 def test_tap_off_replaces_the_maximum_fare_held_at_tap_on() -> None:

@@ -144,7 +144,7 @@ def to_document(tariff: Tariff) -> Document:
             for p in tariff.passes
         ],
         "max_fares": [
-            {"network": m.network_id, "amount": format_amount(m.amount)} for m in tariff.max_fares
+            {"network": m.network_id, "product": m.fare_product_id} for m in tariff.max_fares
         ],
     }
     return {key: value for key, value in document.items() if value != []}

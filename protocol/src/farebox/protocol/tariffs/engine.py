@@ -186,9 +186,10 @@ def _fare_leg(tariff: Tariff, state: RiderState, leg: Leg, index: int) -> tuple[
             return state.before_last, joined
     network = network_of(tariff, (leg,))
     if leg.to_stop_id is None and network in tariff.max_fare_index:
-        amount = tariff.max_fare_index[network]
-        return state.fares, FareLeg(index, (leg,), network, amount, None, None)
-    alone = match(tariff, index, (leg,), category, media)
+        amount = tariff.price(tariff.max_fare_index[network], category, media)
+        alone = None if amount is None else FareLeg(index, (leg,), network, amount, None, None)
+    else:
+        alone = match(tariff, index, (leg,), category, media)
     if alone is None:
         raise NoFareError(
             index,

@@ -267,12 +267,15 @@ class Pass:
 
 @dataclass(frozen=True, slots=True)
 class MaxFare:
-    """Extension: a tap-on/tap-off network and the fare held at tap-on, kept if no tap-off."""
+    """Extension: a tap-on/tap-off network and the product charged when the tap-off is missing.
+
+    A product rather than an amount, so that the maximum fare follows the rider's category
+    (a pensioner who rides free is not charged the adult maximum).
+    """
 
     network_id: str
-    amount: Money
+    fare_product_id: str
 
     def __post_init__(self) -> None:
         require_id(self.network_id, "max fare network")
-        if self.amount.minor < 0:
-            raise InvalidValueError(f"max fare on {self.network_id}: must not be negative")
+        require_id(self.fare_product_id, "max fare product")

@@ -103,7 +103,7 @@ TRANSFER_RULE = _keys(
 )
 CAP = _keys("id", "period", "amount", "rider_categories", "networks")
 PASS = _keys("id", "name", "price", "days", "rides", "networks")
-MAX_FARE = _keys("network", "amount")
+MAX_FARE = _keys("network", "product")
 
 
 def load_tariff(text: str) -> Tariff:
@@ -178,7 +178,7 @@ def from_document(document: Mapping[str, object]) -> Tariff:
             transfer_rules=tuple(_transfer_rules(root)),
             caps=tuple(_caps(root, currency)),
             passes=tuple(_passes(root, currency)),
-            max_fares=tuple(_max_fares(root, currency)),
+            max_fares=tuple(_max_fares(root)),
         )
     except InvalidTariffError as error:
         raise InvalidTariffError([*problems.found, *error.problems]) from None
@@ -377,12 +377,12 @@ def _passes(root: Table, currency: str) -> list[Pass]:
     return passes
 
 
-def _max_fares(root: Table, currency: str) -> list[MaxFare]:
+def _max_fares(root: Table) -> list[MaxFare]:
     maxima = []
     for table in root.tables("max_fares", MAX_FARE):
-        network, amount = table.text("network"), table.money("amount", currency)
-        if network is not None and amount is not None:
-            made = table.problems.build(table.path, MaxFare, network, amount)
+        network, product = table.text("network"), table.text("product")
+        if network is not None and product is not None:
+            made = table.problems.build(table.path, MaxFare, network, product)
             if made is not None:
                 maxima.append(made)
     return maxima

@@ -87,7 +87,7 @@ class Tariff:
     )
     prices: dict[str, dict[PriceKey, Money]] = field(init=False, repr=False, compare=False)
     listed: dict[str, frozenset[str]] = field(init=False, repr=False, compare=False)
-    max_fare_index: dict[str, Money] = field(init=False, repr=False, compare=False)
+    max_fare_index: dict[str, str] = field(init=False, repr=False, compare=False)
     pass_index: dict[str, Pass] = field(init=False, repr=False, compare=False)
     rules_by_network: dict[str | None, tuple[tuple[int, LegRule], ...]] = field(
         init=False, repr=False, compare=False
@@ -131,7 +131,7 @@ class Tariff:
                 ),
             },
         )
-        set_(self, "max_fare_index", {m.network_id: m.amount for m in self.max_fares})
+        set_(self, "max_fare_index", {m.network_id: m.fare_product_id for m in self.max_fares})
         set_(self, "pass_index", {p.id: p for p in self.passes})
         # a leg can only match rules of its own network or of none: index them so
         by_network: dict[str | None, list[tuple[int, LegRule]]] = {None: []}
@@ -278,6 +278,5 @@ class Tariff:
                 yield from _unknown(network, self.networks, where, "network")
         for maximum in self.max_fares:
             where = f"max fare on {maximum.network_id!r}"
-            if maximum.amount.currency != self.currency:
-                yield f"{where}: amount in {maximum.amount.currency}, tariff in {self.currency}"
             yield from _unknown(maximum.network_id, self.networks, where, "network")
+            yield from _unknown(maximum.fare_product_id, products, where, "fare product")
