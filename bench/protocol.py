@@ -57,7 +57,11 @@ def main() -> None:
             per_second(ingest_batch, 40) * BATCH, "rec/s", per_record_verify,
             ">= 25,000 tx/s server ingest (section 11)"),
     ]  # fmt: skip
-    print(render("Protocol core, per record (ceiling: bare decode; last row: Ed25519 per record)", rows))
+    print(
+        render(
+            "Protocol core, per record (ceiling: bare decode; last row: Ed25519 per record)", rows
+        )
+    )
 
 
 if __name__ == "__main__":
