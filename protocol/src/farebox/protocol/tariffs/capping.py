@@ -9,8 +9,8 @@ tightest of those caps has left. A negative charge (a transfer credit) gives roo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from farebox.protocol.tariffs.model import Cap, CapPeriod
 from farebox.protocol.tariffs.tariff import Tariff
@@ -29,41 +29,39 @@ def period_key(cap: Cap, day: date) -> tuple[int, int]:
     return (year, week)
 
 
-@dataclass(frozen=True, slots=True)
-class CapSpend:
+class CapSpend(NamedTuple):
     """What the rider was charged toward one cap in its current period."""
 
-    cap_id: str
     period: tuple[int, int]
     spent: int
 
 
 def apply_caps(
     tariff: Tariff,
-    spends: tuple[CapSpend, ...],
+    spends: tuple[CapSpend | None, ...],
     charge: int,
     category: str | None,
     network: str | None,
     day: date,
-) -> tuple[int, tuple[CapSpend, ...], Cap | None]:
-    """Cut `charge` to what the caps allow; return it, the new spends and the cap that cut."""
-    if not tariff.caps:
+) -> tuple[int, tuple[CapSpend | None, ...], Cap | None]:
+    """Cut `charge` to what the caps allow; return it, the new spends and the cap that cut.
+
+    `spends` has one entry per cap of the tariff, in order (empty before the first leg).
+    """
+    applying = tariff.caps_for.get((category or tariff.default_category, network))
+    if not applying:
         return charge, spends, None
-    category = category or tariff.default_category
-    current = {s.cap_id: s for s in spends}
-    applying: list[tuple[Cap, tuple[int, int], int]] = []
-    for cap in tariff.caps:
-        if not cap.applies(category, network):
-            continue
-        key = period_key(cap, day)
-        held = current.get(cap.id)
-        spent = held.spent if held is not None and held.period == key else 0
-        applying.append((cap, key, spent))
+    current: list[CapSpend | None] = list(spends) if spends else [None] * len(tariff.caps)
     cutting: Cap | None = None
-    for cap, _, spent in applying:
-        room = cap.amount.minor - spent
-        if charge > room:
-            charge, cutting = room, cap
-    for cap, key, spent in applying:
-        current[cap.id] = CapSpend(cap.id, key, spent + charge)
-    return charge, tuple(current[c.id] for c in tariff.caps if c.id in current), cutting
+    periods = []
+    for index in applying:
+        cap = tariff.caps[index]
+        key = period_key(cap, day)
+        held = current[index]
+        spent = held.spent if held is not None and held.period == key else 0
+        if charge > cap.amount.minor - spent:
+            charge, cutting = cap.amount.minor - spent, cap
+        periods.append((index, key, spent))
+    for index, key, spent in periods:
+        current[index] = CapSpend(key, spent + charge)
+    return charge, tuple(current), cutting

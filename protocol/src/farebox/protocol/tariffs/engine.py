@@ -80,7 +80,7 @@ class RiderState:
     fares: Fares = field(default_factory=Fares)
     before_last: Fares | None = None
     last: FareLeg | None = None
-    spends: tuple[CapSpend, ...] = ()
+    spends: tuple[CapSpend | None, ...] = ()
     rides_used: tuple[tuple[str, int], ...] = ()
 
     @classmethod
@@ -112,7 +112,7 @@ def rate(tariff: Tariff, rider: Rider, legs: Iterable[Leg]) -> Fare:
         priced.append(quoted.leg)
         state = quoted.state
     total = sum((p.amount.minor for p in priced), 0)
-    return Fare(tuple(priced), Money(total, tariff.currency), state)
+    return Fare(tuple(priced), tariff.amount(total), state)
 
 
 def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
@@ -167,8 +167,8 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
     priced = LegFare(
         index,
         None if fare_leg.rule is None else fare_leg.rule.fare_product_id,
-        Money(fare, tariff.currency),
-        Money(charge, tariff.currency),
+        tariff.amount(fare),
+        tariff.amount(charge),
         tuple(reasons),
     )
     new_state = RiderState(rider, index + 1, fares, base, fare_leg, spends, rides_used)
@@ -184,7 +184,7 @@ def _fare_leg(tariff: Tariff, state: RiderState, leg: Leg, index: int) -> tuple[
         joined = match(tariff, last.first, (*last.legs, leg), category, media)
         if joined is not None:
             return state.before_last, joined
-    network = network_of(tariff, (leg,))
+    network = network_of(tariff, (leg,)) if tariff.max_fare_index else None
     if leg.to_stop_id is None and network in tariff.max_fare_index:
         amount = tariff.price(tariff.max_fare_index[network], category, media)
         alone = None if amount is None else FareLeg(index, (leg,), network, amount, None, None)

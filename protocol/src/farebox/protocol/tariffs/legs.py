@@ -20,9 +20,9 @@ only when all its legs share one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from farebox.protocol.money import Money
 from farebox.protocol.tariffs.journey import Leg
@@ -30,9 +30,13 @@ from farebox.protocol.tariffs.model import LegRule
 from farebox.protocol.tariffs.tariff import Tariff
 
 
-@dataclass(frozen=True, slots=True)
-class FareLeg:
-    """An effective fare leg priced for one rider: `legs` are journey legs from `first`."""
+class FareLeg(NamedTuple):
+    """An effective fare leg priced for one rider: `legs` are journey legs from `first`.
+
+    The engine's working values (this, `SubJourney`, `Fares`, `CapSpend`) are named tuples:
+    immutable like the public dataclasses, but several are built per tap and a tuple is
+    built several times faster, which keeps a quote within its budget.
+    """
 
     first: int
     legs: tuple[Leg, ...]
@@ -54,9 +58,12 @@ class FareLeg:
         return self.legs[-1].end
 
 
-def network_of(tariff: Tariff, legs: Iterable[Leg]) -> str | None:
-    networks = {tariff.route_network.get(leg.route_id) for leg in legs}
-    return networks.pop() if len(networks) == 1 else None
+def network_of(tariff: Tariff, legs: Sequence[Leg]) -> str | None:
+    """The network all `legs` share, or None if they have none in common."""
+    network = tariff.route_network.get(legs[0].route_id)
+    return (
+        network if all(tariff.route_network.get(leg.route_id) == network for leg in legs) else None
+    )
 
 
 def _areas(tariff: Tariff, stop_id: str | None) -> frozenset[str]:
@@ -70,8 +77,11 @@ def _field_matches(tariff: Tariff, wanted: str | None, values: frozenset[str], l
     return tariff.priority_semantics or values.isdisjoint(tariff.listed[listed])
 
 
-def _in_timeframe(tariff: Tariff, group: str | None, local: datetime) -> bool:
-    return group is None or any(f.contains(local) for f in tariff.timeframe_groups[group])
+def _in_timeframe(tariff: Tariff, group: str | None, moment: datetime) -> bool:
+    if group is None:
+        return True
+    local = moment.astimezone(tariff.zone)
+    return any(frame.contains(local) for frame in tariff.timeframe_groups[group])
 
 
 def match(
@@ -82,8 +92,7 @@ def match(
     networks = frozenset() if network is None else frozenset((network,))
     from_areas = _areas(tariff, legs[0].from_stop_id)
     to_areas = _areas(tariff, legs[-1].to_stop_id)
-    start = legs[0].departure.astimezone(tariff.zone)
-    end = legs[-1].end.astimezone(tariff.zone)
+    start, end = legs[0].departure, legs[-1].end
     best: tuple[int, int, int] | None = None
     chosen: FareLeg | None = None
     candidates = tariff.rules_by_network.get(network, tariff.rules_by_network[None])

@@ -92,6 +92,10 @@ class Tariff:
     rules_by_network: dict[str | None, tuple[tuple[int, LegRule], ...]] = field(
         init=False, repr=False, compare=False
     )
+    caps_for: dict[tuple[str | None, str | None], tuple[int, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    _amounts: dict[int, Money] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -145,6 +149,27 @@ class Tariff:
                 )
                 entries.append((index, rule))
         set_(self, "rules_by_network", {k: tuple(v) for k, v in by_network.items()})
+        set_(
+            self,
+            "caps_for",
+            {
+                (category, network): tuple(
+                    i for i, cap in enumerate(self.caps) if cap.applies(category, network)
+                )
+                for category in [None, *(c.id for c in self.rider_categories)]
+                for network in [None, *self.networks]
+            },
+        )
+        set_(self, "_amounts", {})
+
+    def amount(self, minor: int) -> Money:
+        """`minor` units of the tariff's currency; the engine reuses the few it meets."""
+        known = self._amounts.get(minor)
+        if known is None:
+            known = Money(minor, self.currency)
+            if len(self._amounts) < 4096:  # a memo of the common fares, not a growing store
+                self._amounts[minor] = known
+        return known
 
     def price(self, product_id: str, category: str | None, media: str | None) -> Money | None:
         """What `product_id` costs this rider, or None if it is not sold to them.

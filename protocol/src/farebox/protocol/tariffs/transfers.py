@@ -19,16 +19,15 @@ rule, the sub-journey ends and B starts the next one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from farebox.protocol.tariffs.legs import FareLeg
 from farebox.protocol.tariffs.model import DurationLimitType, FareTransferType, TransferRule
 from farebox.protocol.tariffs.tariff import Tariff
 
 
-@dataclass(frozen=True, slots=True)
-class SubJourney:
+class SubJourney(NamedTuple):
     """The open sub-journey: its cost so far and where the current run of a rule began."""
 
     last: FareLeg
@@ -38,8 +37,7 @@ class SubJourney:
     rule_index: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Fares:
+class Fares(NamedTuple):
     """The pay-as-you-go cost of the journey so far: closed sub-journeys plus the open one."""
 
     closed: int = 0
@@ -119,7 +117,7 @@ def add_leg(
             chosen = (moved, (index, rule))
     if chosen is None:
         return _start(fares, leg), None
-    return replace(fares, open=chosen[0]), chosen[1]
+    return Fares(fares.closed, chosen[0]), chosen[1]
 
 
 def _start(fares: Fares, leg: FareLeg) -> Fares:
