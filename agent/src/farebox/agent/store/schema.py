@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def _journal(db: sqlite_utils.Database) -> None:
@@ -63,7 +65,7 @@ def _probe(db: sqlite_utils.Database) -> None:
     db.table("probe").create({"id": int, "filler": bytes}, pk="id")
 
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("journal", _journal),
@@ -85,6 +87,12 @@ def current_version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection, now_ms: int) -> int:
     """Apply every migration the database lacks; return the schema number reached."""
+    if current_version(conn) == len(MIGRATIONS):
+        return len(MIGRATIONS)
+    # sqlite-utils takes a sixth of the agent's start-up to import, and an up-to-date
+    # database (every start but the first after an upgrade) does not need it.
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:

@@ -177,6 +177,18 @@ class Store:
             size_bytes=int(pages) * PAGE_SIZE,
         )
 
+    def clock_offset_ms(self) -> int | None:
+        """The server's clock minus ours as last measured by a sync, if ever."""
+        value = read_meta(self._conn, "clock_offset_ms")
+        return None if value is None else int(value)
+
+    def set_clock_offset_ms(self, offset_ms: int) -> None:
+        try:
+            with transaction(self._conn):
+                write_meta(self._conn, "clock_offset_ms", str(offset_ms))
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot store the clock offset: {error}") from None
+
     def close(self) -> None:
         self._conn.close()
 

@@ -1,0 +1,148 @@
+"""What `farebox-agent status` reports, and the runtime file it reads from the agent.
+
+The running agent writes `runtime.json` in its state directory (atomically) whenever its
+service state or a reader's health changes; `status` reads that file and, read-only, the
+state database, so it works whether or not the agent runs. docs/agent.md explains every
+field.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from farebox.agent.config import AgentConfig
+from farebox.agent.policy import assess_clock
+from farebox.agent.store import journal
+from farebox.agent.store.database import read_meta
+from farebox.protocol.packages import PackageKind
+
+RUNTIME_FILE = "runtime.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderHealth:
+    id: str
+    state: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeStatus:
+    """The running agent's own view: service state, since when and why, reader health."""
+
+    service: str
+    since_ms: int
+    message: str
+    readers: tuple[ReaderHealth, ...]
+    pid: int
+    updated_ms: int
+
+
+def write_runtime(directory: Path, status: RuntimeStatus) -> None:
+    """Replace the runtime file atomically, so `status` never reads half of one."""
+    temporary = directory / f".{RUNTIME_FILE}.tmp"
+    temporary.write_text(json.dumps(asdict(status), sort_keys=True))
+    temporary.replace(directory / RUNTIME_FILE)
+
+
+def read_runtime(directory: Path) -> Mapping[str, object] | None:
+    try:
+        value = json.loads((directory / RUNTIME_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def iso(time_ms: int | None) -> str | None:
+    if time_ms is None:
+        return None
+    return datetime.fromtimestamp(time_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
+    """Every status field, as plain values ready for JSON or text."""
+    path = config.state.database
+    report: dict[str, object] = {"device": config.device_id, "database": str(path)}
+    runtime = read_runtime(config.state.directory)
+    report["service"] = "not running" if runtime is None else runtime.get("service")
+    report["runtime"] = runtime
+    if not path.exists():
+        report["journal"] = None
+        return report
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        acked = journal.acked_cursor(conn, config.device_id)
+        head = journal.head(conn, config.device_id)
+        depth = journal.depth(conn, acked.seq)
+        versions: dict[str, object] = {kind.value: None for kind in PackageKind}
+        rows = conn.execute("SELECT kind, version, applied_ms, length(payload) FROM caches")
+        stoplist_applied = None
+        for kind, version, applied_ms, size in rows:
+            entry: dict[str, object] = {"version": version, "applied": iso(applied_ms)}
+            if kind == PackageKind.STOPLIST.value:
+                stoplist_applied = applied_ms
+                entry["tokens"] = size // 8  # one 8-byte key per token
+            versions[kind] = entry
+        last_sync = read_meta(conn, "last_sync_ms")
+        offset = read_meta(conn, "clock_offset_ms")
+        pages = (
+            conn.execute("PRAGMA page_count").fetchone()[0]
+            * conn.execute("PRAGMA page_size").fetchone()[0]
+        )
+    finally:
+        conn.close()
+    policy = config.policy
+    stale = stoplist_applied is None or now_ms - stoplist_applied > policy.stoplist_max_age_ms
+    report.update(
+        versions=versions,
+        stoplist_stale=stale,
+        journal={
+            "head_seq": head.seq,
+            "acked_seq": acked.seq,
+            "unsynced": depth.unacked,
+            "oldest_unsynced": iso(depth.oldest_unacked_ms),
+            "kept": depth.kept,
+        },
+        last_sync=iso(None if last_sync is None else int(last_sync)),
+        clock={
+            "now": iso(now_ms),
+            "state": assess_clock(
+                now_ms, None if offset is None else int(offset), policy.max_drift_ms
+            ).value,
+            "offset_ms": None if offset is None else int(offset),
+        },
+        database_bytes=pages,
+        disk_free_bytes=shutil.disk_usage(config.state.directory).free,
+    )
+    return report
+
+
+def render(report: Mapping[str, object]) -> str:
+    """The report as indented `key: value` lines for a terminal."""
+    lines: list[str] = []
+
+    def walk(value: object, indent: str) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                if isinstance(inner, Mapping | list):
+                    lines.append(f"{indent}{key}:")
+                    walk(inner, indent + "  ")
+                else:
+                    lines.append(f"{indent}{key}: {'-' if inner is None else inner}")
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, Mapping):
+                    lines.append(f"{indent}- " + ", ".join(f"{k}={v}" for k, v in item.items()))
+                else:
+                    lines.append(f"{indent}- {item}")
+        else:
+            lines.append(f"{indent}{value}")
+
+    walk(report, "")
+    return "\n".join(lines)
