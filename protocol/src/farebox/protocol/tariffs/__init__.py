@@ -6,6 +6,46 @@
 
 Modules: `model` and `tariff` (what a tariff is), `timeframes`, `amounts` (money as written,
 discount rounding), `legs` (fare leg rules and joins), `transfers`, `capping`, `engine`
-(quote and rate), `native` and `canonical` (the TOML format and its canonical document),
-`gtfs` (GTFS-Fares v2 import), `wire` (the deterministic CBOR payload of a tariff package).
+(quote and rate), `native`, `document` and `canonical` (the TOML format and its canonical
+document), `gtfs` and `gtfs_files` (GTFS-Fares v2 import), `wire` (the deterministic CBOR
+payload of a tariff package). docs/tariffs.md describes the format and the rules.
 """
+
+from farebox.protocol.tariffs.engine import (
+    Fare,
+    LegFare,
+    Quote,
+    Reason,
+    ReasonKind,
+    RiderState,
+    quote,
+    rate,
+)
+from farebox.protocol.tariffs.errors import InvalidTariffError, NoFareError
+from farebox.protocol.tariffs.gtfs import import_gtfs
+from farebox.protocol.tariffs.journey import Holding, Leg, Rider
+from farebox.protocol.tariffs.native import from_document, load_tariff
+from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.wire import decode_tariff, encode_tariff
+
+__all__ = [
+    "Fare",
+    "Holding",
+    "InvalidTariffError",
+    "Leg",
+    "LegFare",
+    "NoFareError",
+    "Quote",
+    "Reason",
+    "ReasonKind",
+    "Rider",
+    "RiderState",
+    "Tariff",
+    "decode_tariff",
+    "encode_tariff",
+    "from_document",
+    "import_gtfs",
+    "load_tariff",
+    "quote",
+    "rate",
+]
