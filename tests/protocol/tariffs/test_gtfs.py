@@ -14,9 +14,10 @@ from farebox.protocol.tariffs.engine import ReasonKind, rate
 from farebox.protocol.tariffs.errors import InvalidTariffError, NoFareError
 from farebox.protocol.tariffs.journey import Leg, Rider
 from farebox.protocol.tariffs.tariff import Tariff
-from tests.protocol.tariffs.helpers import metro, toronto
+from tests.protocol.tariffs.helpers import feed_files, metro, toronto
 
 TARIFF = metro()
+TARIFF_RULES = feed_files("metro")["fare_leg_rules.txt"]
 
 
 def cents(legs: list[Leg], rider: Rider | None = None, tariff: Tariff = TARIFF) -> list[int]:
@@ -261,3 +262,47 @@ def test_a_bad_feed_is_refused_with_every_problem_listed() -> None:
         "unknown network 'tram'",
     ):
         assert expected in text
+
+
+def test_join_rule_with_named_transfer_stops() -> None:
+    joins = "from_network_id,to_network_id,from_stop_id,to_stop_id\nrail,subway,union-r,union\n"
+    tariff = metro(fare_leg_join_rules=joins)
+    legs = [
+        ride("rail", "r-suburb", "10:00", "union-r", "10:30"),
+        ride("sub1", "union-1", "10:40", "king-1", "10:45"),
+    ]
+    # one effective leg across two networks has no network: only rules without one match,
+    # and the downtown rule needs a departure from s1, so nothing prices it
+    with pytest.raises(NoFareError, match="leg 1"):
+        rate(tariff, Rider(), legs)
+    rules = TARIFF_RULES + "joint,,zone2,,,,rail_1zone,0\n"
+    tariff = metro(fare_leg_join_rules=joins, fare_leg_rules=rules)
+    # the rail leg alone cost 5.00; joined with the subway leg the effective leg costs 3.50,
+    # so the second leg gives 1.50 back and the journey totals 3.50
+    assert cents(legs, tariff=tariff) == [500, -150]
+    # changing anywhere else is two legs
+    apart = [
+        ride("rail", "r-suburb", "10:00", "union-r", "10:30"),
+        ride("sub1", "king-1", "10:40", "union-1", "10:45"),
+    ]
+    assert cents(apart, tariff=tariff) == [500, 325]
+
+
+def test_to_timeframe_uses_the_arrival_time() -> None:
+    rules = TARIFF_RULES + "late,rail,,,,peak,rail_1zone,3\n"
+    tariff = metro(fare_leg_rules=rules, fare_transfer_rules=None)
+    assert cents([ride("rail", "r-far", "06:00", "r-suburb", "07:10")], tariff=tariff) == [350]
+    assert cents([ride("rail", "r-far", "06:00", "r-suburb", "06:59")], tariff=tariff) == [650]
+
+
+def test_effective_from_comes_from_feed_info() -> None:
+    info = "feed_publisher_name,feed_publisher_url,feed_lang,feed_start_date\nL,https://l.example,en,20260301\n"
+    tariff = metro(feed_info=info)
+    assert tariff.effective_from.isoformat() == "2026-03-01T00:00:00-05:00"
+
+
+def test_a_product_without_a_default_category_price_is_refused() -> None:
+    products = "fare_product_id,rider_category_id,amount,currency\nbus_fare,senior,2.00,CAD\n"
+    rules = "leg_group_id,network_id,fare_product_id\nbus,bus,bus_fare\n"
+    with pytest.raises(InvalidTariffError, match="no price for the default rider category"):
+        metro(fare_products=products, fare_leg_rules=rules, fare_transfer_rules=None)

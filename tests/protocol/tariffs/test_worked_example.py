@@ -65,6 +65,14 @@ def test_daily_cap_adult_600_student_300() -> None:
     assert (capped.fare.minor, capped.amount.minor) == (25000, 20000)
 
 
+def test_the_monday_of_the_documentation() -> None:
+    day = [bus(2, "07:00"), metro(2, "07:30"), bus(2, "09:00", "92"), metro(2, "12:00"),
+           bus(2, "18:00", "32")]  # fmt: skip
+    assert tenge(day) == [200, 0, 200, 200, 0]
+    assert tenge(day, Rider("student")) == [100, 0, 100, 100, 0]
+    assert tenge(day, Rider("pensioner")) == [0, 0, 0, 0, 0]
+
+
 def test_fare_day_starts_at_three_in_the_morning() -> None:
     late = [bus(2, "20:00"), bus(2, "21:00"), bus(2, "22:00"), bus(3, "02:30"), bus(3, "03:30")]
     # 02:30 on the 3rd still belongs to the fare day of the 2nd, which is capped at 600

@@ -180,22 +180,23 @@ def _fare_leg(tariff: Tariff, state: RiderState, leg: Leg, index: int) -> tuple[
     rider = state.rider
     category, media = rider.rider_category_id, rider.fare_media_id
     last = state.last
-    if last is not None and state.before_last is not None and joins(tariff, last.legs[-1], leg):
-        joined = match(tariff, last.first, (*last.legs, leg), category, media)
-        if joined is not None:
-            return state.before_last, joined
+    base = state.fares
     network = network_of(tariff, (leg,)) if tariff.max_fare_index else None
-    if leg.to_stop_id is None and network in tariff.max_fare_index:
+    if last is not None and state.before_last is not None and joins(tariff, last.legs[-1], leg):
+        # the spec prices the joined legs as one effective leg, or not at all
+        base = state.before_last
+        priced = match(tariff, last.first, (*last.legs, leg), category, media)
+    elif leg.to_stop_id is None and network in tariff.max_fare_index:
         amount = tariff.price(tariff.max_fare_index[network], category, media)
-        alone = None if amount is None else FareLeg(index, (leg,), network, amount, None, None)
+        priced = None if amount is None else FareLeg(index, (leg,), network, amount, None, None)
     else:
-        alone = match(tariff, index, (leg,), category, media)
-    if alone is None:
+        priced = match(tariff, index, (leg,), category, media)
+    if priced is None:
         raise NoFareError(
             index,
             f"route {leg.route_id!r} from stop {leg.from_stop_id!r} at {leg.departure.isoformat()}",
         )
-    return state.fares, alone
+    return base, priced
 
 
 def _passes(
