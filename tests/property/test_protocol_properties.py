@@ -16,6 +16,7 @@ from farebox.protocol.checkpoint import (
     encode_checkpoint,
     sign_checkpoint,
 )
+from farebox.protocol.enrollment import decode_enroll_request, decode_enrollment
 from farebox.protocol.errors import (
     ChainError,
     DecodeError,
@@ -24,6 +25,7 @@ from farebox.protocol.errors import (
     InvalidValueError,
     SignatureError,
 )
+from farebox.protocol.heartbeat import decode_heartbeat
 from farebox.protocol.keys import SigningKey
 from farebox.protocol.messages import Batch, decode_message, encode_message
 from farebox.protocol.packages import decode_package
@@ -44,6 +46,9 @@ def test_records_round_trip_byte_for_byte(record: Record) -> None:
 
 DECODERS: list[Callable[[bytes], object]] = [
     decode_record,
+    decode_enroll_request,
+    decode_enrollment,
+    decode_heartbeat,
     decode_message,
     decode_checkpoint,
     decode_package,

@@ -14,6 +14,7 @@
         │   ├── GapError          a seq is missing: the batch starts after the cursor
         │   └── ForkError         a record's prev hash disagrees with the chain so far
         ├── PackageError          a package that cannot be applied (kind, base version, checksum)
+        ├── StaleRequestError     a signed request stamped outside the accepted time window
         └── TicketValidityError   a genuine ticket used outside its validity window
             ├── TicketExpiredError      at or after its expiry
             └── TicketNotYetValidError  before its not-before time
@@ -85,6 +86,10 @@ class ForkError(ChainError):
 
 class PackageError(RemoteProtocolError):
     """A signed package that cannot be applied as it stands."""
+
+
+class StaleRequestError(RemoteProtocolError):
+    """A device request whose timestamp is too far from the server's clock."""
 
 
 class TicketValidityError(RemoteProtocolError):
