@@ -104,8 +104,11 @@ class ThreadedReader(ABC):
         if thread is None:
             return True
         self._stopping.set()
-        self._wake()
-        thread.join(STOP_WITHIN_S)
+        deadline = time.monotonic() + STOP_WITHIN_S
+        # Wake repeatedly: the library may be between two waits when the first wake lands.
+        while thread.is_alive() and (left := deadline - time.monotonic()) > 0:
+            self._wake()
+            thread.join(min(0.05, left))
         return not thread.is_alive()
 
     @abstractmethod
