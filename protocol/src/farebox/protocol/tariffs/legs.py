@@ -71,16 +71,7 @@ def _areas(tariff: Tariff, stop_id: str | None) -> frozenset[str]:
     return frozenset() if stop is None else stop.area_ids
 
 
-def _field_matches(tariff: Tariff, wanted: str | None, values: frozenset[str], listed: str) -> bool:
-    if wanted is not None:
-        return wanted in values
-    return tariff.priority_semantics or values.isdisjoint(tariff.listed[listed])
-
-
-def _in_timeframe(tariff: Tariff, group: str | None, moment: datetime) -> bool:
-    if group is None:
-        return True
-    local = moment.astimezone(tariff.zone)
+def _in_timeframe(tariff: Tariff, group: str, local: datetime) -> bool:
     return any(frame.contains(local) for frame in tariff.timeframe_groups[group])
 
 
@@ -89,22 +80,39 @@ def match(
 ) -> FareLeg | None:
     """The fare leg rule that prices `legs` as one effective fare leg for this rider."""
     network = network_of(tariff, legs)
-    networks = frozenset() if network is None else frozenset((network,))
     from_areas = _areas(tariff, legs[0].from_stop_id)
     to_areas = _areas(tariff, legs[-1].to_stop_id)
-    start, end = legs[0].departure, legs[-1].end
+    # whether an empty rule field matches this leg is the same for every rule: decide once
+    loose = tariff.priority_semantics
+    listed = tariff.listed
+    any_network = loose or network not in listed["network"]
+    any_from = loose or from_areas.isdisjoint(listed["from_area"])
+    any_to = loose or to_areas.isdisjoint(listed["to_area"])
+    start: datetime | None = None
+    end: datetime | None = None
     best: tuple[int, int, int] | None = None
     chosen: FareLeg | None = None
-    candidates = tariff.rules_by_network.get(network, tariff.rules_by_network[None])
-    for index, rule in candidates:
-        if not (
-            _field_matches(tariff, rule.network_id, networks, "network")
-            and _field_matches(tariff, rule.from_area_id, from_areas, "from_area")
-            and _field_matches(tariff, rule.to_area_id, to_areas, "to_area")
-            and _in_timeframe(tariff, rule.from_timeframe_group_id, start)
-            and _in_timeframe(tariff, rule.to_timeframe_group_id, end)
-        ):
+    # candidates come highest priority first, so a match ends the search at lower ones
+    for index, rule in tariff.rules_by_network.get(network, tariff.rules_by_network[None]):
+        if best is not None and -rule.priority > best[0]:
+            break
+        wanted = rule.network_id
+        if (wanted is None and not any_network) or (wanted is not None and wanted != network):
             continue
+        wanted = rule.from_area_id
+        if (wanted is None and not any_from) or (wanted is not None and wanted not in from_areas):
+            continue
+        wanted = rule.to_area_id
+        if (wanted is None and not any_to) or (wanted is not None and wanted not in to_areas):
+            continue
+        if rule.from_timeframe_group_id is not None:
+            start = start or legs[0].departure.astimezone(tariff.zone)
+            if not _in_timeframe(tariff, rule.from_timeframe_group_id, start):
+                continue
+        if rule.to_timeframe_group_id is not None:
+            end = end or legs[-1].end.astimezone(tariff.zone)
+            if not _in_timeframe(tariff, rule.to_timeframe_group_id, end):
+                continue
         amount = tariff.price(rule.fare_product_id, category, media)
         if amount is None:
             continue

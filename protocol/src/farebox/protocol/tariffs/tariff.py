@@ -39,6 +39,11 @@ def _duplicates(ids: Iterable[str], what: str) -> Iterator[str]:
             yield f"{what} {value!r} is defined {count} times"
 
 
+def _group_matches(wanted: str | None, group: str, listed: frozenset[str]) -> bool:
+    """GTFS transfer rule groups: an empty group stands for every group no rule lists."""
+    return group == wanted if wanted is not None else group not in listed
+
+
 def _unknown(value: str | None, known: Iterable[str], where: str, what: str) -> Iterator[str]:
     if value is not None and value not in known:
         yield f"{where}: unknown {what} {value!r}"
@@ -90,6 +95,9 @@ class Tariff:
     max_fare_index: dict[str, str] = field(init=False, repr=False, compare=False)
     pass_index: dict[str, Pass] = field(init=False, repr=False, compare=False)
     rules_by_network: dict[str | None, tuple[tuple[int, LegRule], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+    transfers_between: dict[tuple[str, str], tuple[tuple[int, TransferRule], ...]] = field(
         init=False, repr=False, compare=False
     )
     caps_for: dict[tuple[str | None, str | None], tuple[int, ...]] = field(
@@ -148,7 +156,29 @@ class Tariff:
                     rule.network_id, [e for e in by_network[None] if e[1].network_id is None]
                 )
                 entries.append((index, rule))
-        set_(self, "rules_by_network", {k: tuple(v) for k, v in by_network.items()})
+        set_(
+            self,
+            "rules_by_network",
+            {
+                k: tuple(sorted(v, key=lambda e: (-e[1].priority, e[0])))
+                for k, v in by_network.items()
+            },
+        )
+        groups_of = sorted({r.leg_group_id for r in rules if r.leg_group_id})
+        set_(
+            self,
+            "transfers_between",
+            {
+                (before, after): tuple(
+                    (i, t)
+                    for i, t in enumerate(self.transfer_rules)
+                    if _group_matches(t.from_leg_group_id, before, self.listed["from_group"])
+                    and _group_matches(t.to_leg_group_id, after, self.listed["to_group"])
+                )
+                for before in groups_of
+                for after in groups_of
+            },
+        )
         set_(
             self,
             "caps_for",

@@ -63,19 +63,6 @@ def _elapsed(kind: DurationLimitType, start: FareLeg, end: FareLeg) -> float:
     return (finish - begin).total_seconds()
 
 
-def _group_matches(tariff: Tariff, wanted: str | None, group: str, listed: str) -> bool:
-    return group == wanted if wanted is not None else group not in tariff.listed[listed]
-
-
-def _candidates(tariff: Tariff, before: str, after: str) -> list[tuple[int, TransferRule]]:
-    return [
-        (index, rule)
-        for index, rule in enumerate(tariff.transfer_rules)
-        if _group_matches(tariff, rule.from_leg_group_id, before, "from_group")
-        and _group_matches(tariff, rule.to_leg_group_id, after, "to_group")
-    ]
-
-
 def add_leg(
     tariff: Tariff, fares: Fares, leg: FareLeg, category: str | None, media: str | None
 ) -> tuple[Fares, tuple[int, TransferRule] | None]:
@@ -88,7 +75,7 @@ def add_leg(
     best: tuple[float, int, int] | None = None
     chosen: tuple[SubJourney, tuple[int, TransferRule]] | None = None
     count = sub.transfers + 1
-    for index, rule in _candidates(tariff, before, after):
+    for index, rule in tariff.transfers_between.get((before, after), ()):
         if count > rule.count_limit:
             continue
         run_start = sub.run_start if index == sub.rule_index else sub.last
