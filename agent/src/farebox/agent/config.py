@@ -274,7 +274,7 @@ def _state(
         directory=Path(directory),
         max_size_bytes=None
         if size is None
-        else int(table.number("max_size_mb", 0, least=1) * 2**20),
+        else int(table.number("max_size_mb", 0, least=0.1) * 2**20),
         lock_timeout_ms=int(table.number("lock_timeout_ms", 2000, least=1)),
         retention_ms=int(table.number("retention_days", 7) * DAY_MS),
         history_ms=int(table.number("history_days", 8, least=1) * DAY_MS),

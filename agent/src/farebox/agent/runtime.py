@@ -113,10 +113,21 @@ class Runtime:
         if not isinstance(item, CardRemoved):
             self._queue.put_nowait(item)
 
+    @property
+    def busy(self) -> bool:
+        """True while a tap or location change is being handled."""
+        return self._busy_since is not None
+
+    @property
+    def queued(self) -> int:
+        """Presentations and location changes waiting for the tap loop."""
+        return self._queue.qsize()
+
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
-    async def _on_store(self, function: Callable[..., T], *args: object) -> T:
+    async def on_store(self, function: Callable[..., T], *args: object) -> T:
+        """Run a blocking store call on the store thread, in turn with the taps' calls."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._store_thread, function, *args)
 
@@ -125,9 +136,9 @@ class Runtime:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; then finish the tap in progress and close down."""
         loop = asyncio.get_running_loop()
-        self._offset_ms = await self._on_store(self.store.clock_offset_ms)
+        self._offset_ms = await self.on_store(self.store.clock_offset_ms)
         try:
-            await self._on_store(self._record_event, Event.of(EventKind.BOOT, pid=os.getpid()))
+            await self.on_store(self._record_event, Event.of(EventKind.BOOT, pid=os.getpid()))
             self._set_service(Service.IN_SERVICE, "ready")
         except JournalUnavailableError as error:
             self._out_of_service(error)
@@ -148,7 +159,7 @@ class Runtime:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             await asyncio.gather(*(asyncio.to_thread(reader.stop) for reader in self.readers))
-            await self._on_store(self.store.close)
+            await self.on_store(self.store.close)
             self._store_thread.shutdown(wait=True)
             self.feedback.close()
             self._set_service(Service.STOPPED, "stopped")
@@ -180,7 +191,7 @@ class Runtime:
             self.feedback.show(indications.OUT_OF_SERVICE)
             return
         try:
-            shown = await self._on_store(self._decide_and_record, item)
+            shown = await self.on_store(self._decide_and_record, item)
         except JournalUnavailableError as error:
             self._out_of_service(error)
             self.feedback.show(indications.OUT_OF_SERVICE)
@@ -223,7 +234,7 @@ class Runtime:
         previous = self.location
         self.location, self.direction = change.location, change.direction
         try:
-            await self._on_store(self._record_event, event)
+            await self.on_store(self._record_event, event)
         except JournalUnavailableError as error:
             # The change must be journalled before taps are stamped with it.
             self.location = previous
@@ -266,7 +277,7 @@ class Runtime:
             if self.service is not Service.OUT_OF_SERVICE:
                 continue
             try:
-                await self._on_store(self.store.probe)
+                await self.on_store(self.store.probe)
             except JournalUnavailableError as error:
                 log.debug("journal still unavailable: %s", error)
                 continue
@@ -291,7 +302,7 @@ class Runtime:
         state = self.config.state
         while not stop.is_set():
             try:
-                dropped = await self._on_store(
+                dropped = await self.on_store(
                     lambda: self.store.prune(
                         self.clock(), retention_ms=state.retention_ms, history_ms=state.history_ms
                     )

@@ -10,9 +10,11 @@ the tap is not accepted and the validator goes out of service until `probe` succ
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from farebox.agent.errors import JournalUnavailableError, StoreError, WrongDeviceError
 from farebox.agent.store import caches, history, journal
@@ -23,6 +25,10 @@ from farebox.protocol.chain import Cursor
 from farebox.protocol.keys import VerifyKey
 from farebox.protocol.packages import Package
 from farebox.protocol.records import ClockState, EncodedRecord, Event, Location, Record, Tap
+
+T = TypeVar("T")
+# The reserve that acknowledgements and pruning may spend when the journal is full.
+BALLAST_BYTES = 16 * PAGE_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +67,13 @@ class Store:
                     write_meta(conn, "device", device)
             elif held != device:
                 raise WrongDeviceError(f"{path} belongs to device {held!r}, not {device!r}")
-            return cls(conn, device)
+            store = cls(conn, device)
         except BaseException:
             conn.close()
             raise
+        with suppress(JournalUnavailableError):
+            store.probe()  # lays the ballast in a new database; a full one stays full
+        return store
 
     @property
     def cursor(self) -> Cursor:
@@ -109,18 +118,46 @@ class Store:
         return entry
 
     def probe(self) -> None:
-        """Raise JournalUnavailableError unless a commit that needs new pages succeeds now."""
+        """Raise JournalUnavailableError unless a commit that needs new pages succeeds now.
+
+        It also puts back the ballast (see `_maintain`), so that being in service always
+        means the reserve for acknowledgements and pruning is there.
+        """
         try:
             with transaction(self._conn):
                 self._conn.execute(
-                    "INSERT INTO probe (filler) VALUES (zeroblob(?))", (2 * PAGE_SIZE,)
+                    "INSERT OR IGNORE INTO probe (id, filler) VALUES (1, zeroblob(?))",
+                    (BALLAST_BYTES,),
                 )
-                self._conn.execute("DELETE FROM probe")
+                self._conn.execute(
+                    "INSERT INTO probe (id, filler) VALUES (2, zeroblob(?))", (2 * PAGE_SIZE,)
+                )
+                self._conn.execute("DELETE FROM probe WHERE id = 2")
             if self._cursor_stale:
                 self._cursor = journal.head(self._conn, self.device)
                 self._cursor_stale = False
         except (sqlite3.Error, StoreError) as error:
             raise JournalUnavailableError(f"the journal is still not writable: {error}") from None
+
+    def _maintain(self, work: Callable[[], T], what: str) -> T:
+        """Run `work` in a transaction; if the database is full, spend the ballast on it.
+
+        A full journal must still take the acknowledgement and the pruning that will free
+        it, or it would stay full for ever. A ballast row of BALLAST_BYTES is kept in the
+        database for that: released here when needed, put back by `probe`.
+        """
+        try:
+            with transaction(self._conn):
+                return work()
+        except sqlite3.Error as error:
+            if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+                raise StoreError(f"cannot {what}: {error}") from None
+        try:
+            with transaction(self._conn):
+                self._conn.execute("DELETE FROM probe")
+                return work()
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot {what}: {error}") from None
 
     def recent(self, token: str, since_ms: int) -> tuple[PastTap, ...]:
         return history.recent(self._conn, token, since_ms)
@@ -136,23 +173,23 @@ class Store:
         """The server holds every record through `cursor`."""
         if cursor.seq <= self._acked.seq:
             return
-        try:
-            with transaction(self._conn):
-                journal.acknowledge(self._conn, cursor, now_ms)
-                write_meta(self._conn, "last_sync_ms", str(now_ms))
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot store the acknowledgement: {error}") from None
+
+        def work() -> None:
+            journal.acknowledge(self._conn, cursor, now_ms)
+            write_meta(self._conn, "last_sync_ms", str(now_ms))
+
+        self._maintain(work, "store the acknowledgement")
         self._acked = cursor
 
     def prune(self, now_ms: int, *, retention_ms: int, history_ms: int) -> int:
         """Drop acknowledged records past retention and old history; the records dropped."""
-        try:
-            with transaction(self._conn):
-                dropped = journal.prune(self._conn, now_ms - retention_ms)
-                history.prune(self._conn, now_ms - history_ms, now_ms)
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot prune: {error}") from None
-        return dropped
+
+        def work() -> int:
+            dropped = journal.prune(self._conn, now_ms - retention_ms)
+            history.prune(self._conn, now_ms - history_ms, now_ms)
+            return dropped
+
+        return self._maintain(work, "prune")
 
     def apply_package(self, package: Package, trusted: Iterable[VerifyKey], now_ms: int) -> Caches:
         """Apply a signed package atomically; see `caches.apply_package`."""
