@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from farebox.simulators import demo
+from farebox.simulators import card, demo, scanner
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(commands)
+    card.add_parser(commands)
+    scanner.add_parser(commands)
     return parser
 
 
