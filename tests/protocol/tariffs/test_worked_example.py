@@ -117,3 +117,9 @@ def test_ten_rides_are_used_one_per_paid_leg() -> None:
 def test_unknown_route_is_refused_naming_the_leg() -> None:
     with pytest.raises(NoFareError, match="leg 1"):
         rate(TARIFF, Rider(), [bus(2, "08:00"), bus(2, "09:00", "999")])
+
+
+def test_a_new_ten_ride_product_has_its_ten_rides() -> None:
+    fresh = Holding("ten-rides", almaty(1, "00:00"), almaty(31, "00:00"))
+    legs = [bus(2, f"{hour:02d}:00") for hour in range(6, 18)]  # an hour apart: no transfers
+    assert tenge(legs, Rider(holdings=(fresh,))) == [0] * 10 + [200, 200]

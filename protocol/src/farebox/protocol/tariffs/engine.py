@@ -139,8 +139,8 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
         reasons.append(
             Reason(
                 ReasonKind.LEG_RULE,
-                str(fare_leg.rule_index),
-                f"leg rule {fare_leg.rule_index}: {fare_leg.rule.fare_product_id}",
+                str(fare_leg.rule_index + 1),
+                f"leg rule {fare_leg.rule_index + 1}: {fare_leg.rule.fare_product_id}",
             )
         )
     if transfer is not None:
@@ -148,8 +148,8 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
         reasons.append(
             Reason(
                 ReasonKind.TRANSFER,
-                str(number),
-                f"transfer rule {number}: type {int(rule.fare_transfer_type)}",
+                str(number + 1),
+                f"transfer rule {number + 1}: type {int(rule.fare_transfer_type)}",
             )
         )
     fare = fares.total - state.fares.total
@@ -207,23 +207,28 @@ def _passes(
     fare: int,
     reasons: list[Reason],
 ) -> tuple[int, tuple[tuple[str, int], ...]]:
-    """The charge after the rider's passes, and the rides used on multi-ride products."""
-    used = dict(state.rides_used)
+    """The charge after the rider's passes, and the rides used on multi-ride products.
+
+    A holding of a multi-ride pass carries the rides it had left when the state started
+    (None: the pass's full count); the state counts the rides used since.
+    """
     if fare <= 0 or not state.rider.holdings:
         return fare, state.rides_used
     valid = [
-        h
+        (h, tariff.pass_index[h.pass_id])
         for h in state.rider.holdings
         if h.pass_id in tariff.pass_index
         and tariff.pass_index[h.pass_id].covers(network)
         and h.valid_at(leg.departure)
     ]
-    for holding in valid:
-        if holding.rides is None:
+    for holding, held in valid:
+        if held.rides is None:
             reasons.append(Reason(ReasonKind.SEASON, holding.pass_id, "period pass"))
             return 0, state.rides_used
-    for holding in valid:
-        left = (holding.rides or 0) - used.get(holding.pass_id, 0)
+    used = dict(state.rides_used)
+    for holding, held in valid:
+        start = held.rides if holding.rides is None else holding.rides
+        left = (start or 0) - used.get(holding.pass_id, 0)
         if left > 0:
             used[holding.pass_id] = used.get(holding.pass_id, 0) + 1
             reasons.append(

@@ -49,7 +49,7 @@ class Leg:
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """A pass or multi-ride product the rider holds: valid in a window, with rides left."""
+    """A pass the rider holds, valid in a window; for a multi-ride pass, the rides left."""
 
     pass_id: str
     valid_from: datetime
