@@ -123,7 +123,8 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
     reasons: list[Reason] = []
     base, fare_leg = _fare_leg(tariff, state, leg, index)
     fares, transfer = add_leg(tariff, base, fare_leg, category, media)
-    if fare_leg.rule is None:
+    rule, number = fare_leg.rule, fare_leg.rule_index
+    if rule is None or number is None:
         reasons.append(
             Reason(ReasonKind.MAX_FARE, fare_leg.network_id or "", "no tap-off: maximum fare")
         )
@@ -139,17 +140,16 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
         reasons.append(
             Reason(
                 ReasonKind.LEG_RULE,
-                str(fare_leg.rule_index + 1),
-                f"leg rule {fare_leg.rule_index + 1}: {fare_leg.rule.fare_product_id}",
+                str(number + 1),
+                f"leg rule {number + 1}: {rule.fare_product_id}",
             )
         )
     if transfer is not None:
-        number, rule = transfer
+        position, transfer_rule = transfer
+        kind = int(transfer_rule.fare_transfer_type)
         reasons.append(
             Reason(
-                ReasonKind.TRANSFER,
-                str(number + 1),
-                f"transfer rule {number + 1}: type {int(rule.fare_transfer_type)}",
+                ReasonKind.TRANSFER, str(position + 1), f"transfer rule {position + 1}: type {kind}"
             )
         )
     fare = fares.total - state.fares.total
@@ -166,7 +166,7 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
         reasons.append(Reason(ReasonKind.CAP, cap.id, f"{cap.period.value} cap reached"))
     priced = LegFare(
         index,
-        None if fare_leg.rule is None else fare_leg.rule.fare_product_id,
+        None if rule is None else rule.fare_product_id,
         tariff.amount(fare),
         tariff.amount(charge),
         tuple(reasons),
