@@ -8,7 +8,8 @@ Modules: `model` and `tariff` (what a tariff is), `timeframes`, `amounts` (money
 discount rounding), `legs` (fare leg rules and joins), `transfers`, `capping`, `engine`
 (quote and rate), `native`, `document` and `canonical` (the TOML format and its canonical
 document), `gtfs` and `gtfs_files` (GTFS-Fares v2 import), `wire` (the deterministic CBOR
-payload of a tariff package). docs/tariffs.md describes the format and the rules.
+payload of a tariff package), `journey_json` (journeys and fares as JSON for the CLI and
+the operator API). docs/tariffs.md describes the format and the rules.
 """
 
 from farebox.protocol.tariffs.engine import (
@@ -24,6 +25,7 @@ from farebox.protocol.tariffs.engine import (
 from farebox.protocol.tariffs.errors import InvalidTariffError, NoFareError
 from farebox.protocol.tariffs.gtfs import import_gtfs
 from farebox.protocol.tariffs.journey import Holding, Leg, Rider
+from farebox.protocol.tariffs.journey_json import fare_to_json, read_journey
 from farebox.protocol.tariffs.native import from_document, load_tariff
 from farebox.protocol.tariffs.tariff import Tariff
 from farebox.protocol.tariffs.wire import decode_tariff, encode_tariff
@@ -43,9 +45,11 @@ __all__ = [
     "Tariff",
     "decode_tariff",
     "encode_tariff",
+    "fare_to_json",
     "from_document",
     "import_gtfs",
     "load_tariff",
     "quote",
     "rate",
+    "read_journey",
 ]

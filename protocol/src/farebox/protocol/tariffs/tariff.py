@@ -201,6 +201,35 @@ class Tariff:
                 self._amounts[minor] = known
         return known
 
+    def summary(self) -> dict[str, object]:
+        """What `tariff check` prints: the header and how many of each part there are."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "effective_from": self.effective_from.isoformat(),
+            "currency": self.currency,
+            "timezone": self.timezone,
+            "counts": {
+                name: len(getattr(self, name))
+                for name in (
+                    "rider_categories",
+                    "fare_media",
+                    "products",
+                    "networks",
+                    "areas",
+                    "routes",
+                    "stops",
+                    "timeframes",
+                    "leg_rules",
+                    "join_rules",
+                    "transfer_rules",
+                    "caps",
+                    "passes",
+                    "max_fares",
+                )
+            },
+        }
+
     def price(self, product_id: str, category: str | None, media: str | None) -> Money | None:
         """What `product_id` costs this rider, or None if it is not sold to them.
 
