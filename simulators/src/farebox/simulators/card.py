@@ -128,7 +128,7 @@ class CardEmulator:
         """Take every card out of the field."""
         self.place()
 
-    def tap(self, card: Card, hold_s: float = 0.5) -> None:
+    def tap(self, card: Card, hold_s: float = 1.5) -> None:
         """Hold `card` in the field for `hold_s` seconds, then take it away."""
         self.place(card)
         time.sleep(hold_s)
@@ -233,7 +233,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--file", type=Path, help="JSON file of cards to tap in order")
     parser.add_argument("--clash", action="store_true", help="hold all cards at once")
     parser.add_argument("--wait", type=float, default=1.0, help="seconds before the first tap")
-    parser.add_argument("--hold", type=float, default=0.5, help="seconds each card is held")
+    # nfcpy's UDP reader waits 1 s on an empty field before it asks again: hold longer.
+    parser.add_argument("--hold", type=float, default=1.5, help="seconds each card is held")
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between taps")
     parser.set_defaults(handler=run)
 
