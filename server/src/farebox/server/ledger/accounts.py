@@ -37,7 +37,8 @@ class Channel(StrEnum):
     APP = "app"
 
 
-def _name(value: str, what: str) -> str:
+def check_name(value: str, what: str) -> str:
+    """Return `value` if it may be part of an account id (a token, carrier or route)."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValueError(f"{what} must be 1-128 characters of [A-Za-z0-9._:/-], got {value!r}")
     return value
@@ -54,7 +55,7 @@ class Account:
     category: str | None = None
 
     def __post_init__(self) -> None:
-        _name(self.id, "account id")
+        check_name(self.id, "account id")
         if not self.id.startswith(f"{self.kind.value}:"):
             raise ValueError(f"account id {self.id!r} must start with {self.kind.value!r}")
         check_currency(self.currency)
@@ -97,7 +98,7 @@ def rider_account(
 ) -> Account:
     """The stored-value account of one card token or app user."""
     return Account(
-        f"{RIDER_PREFIX}{_name(token, 'token')}",
+        f"{RIDER_PREFIX}{check_name(token, 'token')}",
         AccountKind.RIDER,
         currency,
         credit_limit,
@@ -112,13 +113,14 @@ def token_of(account_id: str) -> str:
     return account_id[len(RIDER_PREFIX) :]
 
 
+def revenue_id(carrier: str, route: str, currency: str) -> str:
+    return f"revenue:{currency}:{carrier}:{route}"
+
+
 def revenue_account(carrier: str, route: str, currency: str) -> Account:
     """Fare revenue of one carrier on one route."""
-    return Account(
-        f"revenue:{currency}:{_name(carrier, 'carrier')}:{_name(route, 'route')}",
-        AccountKind.REVENUE,
-        currency,
-    )
+    ident = revenue_id(check_name(carrier, "carrier"), check_name(route, "route"), currency)
+    return Account(ident, AccountKind.REVENUE, currency)
 
 
 def clearing_account(channel: Channel, currency: str) -> Account:

@@ -18,7 +18,6 @@ from farebox.server.errors import LedgerError, TransferStateError, UnknownAccoun
 from farebox.server.ledger import reads, writes
 from farebox.server.ledger.accounts import (
     Account,
-    AccountKind,
     AccountState,
     adjustment_account,
     clearing_account,
@@ -80,12 +79,10 @@ class Ledger:
     def _fare_accounts(self, taps: Sequence[FareTap]) -> list[Account]:
         accounts: dict[str, Account] = {}
         for tap in taps:
-            payer = tap.payer()
-            if payer.kind is AccountKind.RIDER:
-                payer = self._rider(tap.token, tap.fare.currency, tap.category)
-            accounts.setdefault(payer.id, payer)
-            payee = tap.payee()
-            accounts.setdefault(payee.id, payee)
+            # Built once per account and batch: a batch has many taps of few accounts.
+            if tap.payer_id not in accounts or tap.payee_id not in accounts:
+                for account in tap.accounts(self._rider):
+                    accounts.setdefault(account.id, account)
         return list(accounts.values())
 
     async def post(

@@ -7,6 +7,7 @@ part of the evening.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,17 +33,15 @@ class FareDayPolicy:
             at = time.fromisoformat(boundary)
         except ValueError as error:
             raise ConfigurationError(f"day boundary must be HH:MM, got {boundary!r}") from error
-        if at.tzinfo is not None:
-            raise ConfigurationError("the day boundary is a local time, without an offset")
         return cls(tz, at)
 
     def day_of(self, time_ms: int) -> date:
         """The fare day of an instant given in UTC milliseconds."""
-        local = datetime.fromtimestamp(time_ms / 1000, self.zone)
-        shifted = local - timedelta(
-            hours=self.boundary.hour, minutes=self.boundary.minute, seconds=self.boundary.second
-        )
-        return shifted.date()
+        return _day_of_minute(self.zone, self.boundary, time_ms // 60_000)
+
+    def __post_init__(self) -> None:
+        if self.boundary.second or self.boundary.microsecond or self.boundary.tzinfo:
+            raise ConfigurationError("the day boundary is a local HH:MM without an offset")
 
     def closes_at_ms(self, day: date) -> int:
         """The UTC millisecond at which fare day `day` ends (the next day's boundary)."""
@@ -52,3 +51,11 @@ class FareDayPolicy:
     def last_closed(self, now_ms: int) -> date:
         """The latest fare day that has ended at `now_ms`."""
         return self.day_of(now_ms) - timedelta(days=1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_of_minute(zone: ZoneInfo, boundary: time, minute: int) -> date:
+    # Every zone offset in use is a whole number of minutes and the boundary is HH:MM, so
+    # all instants of one UTC minute share a fare day; a batch of taps spans few minutes.
+    local = datetime.fromtimestamp(minute * 60, zone)
+    return (local - timedelta(hours=boundary.hour, minutes=boundary.minute)).date()

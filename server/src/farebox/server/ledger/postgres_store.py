@@ -19,7 +19,13 @@ from asyncpg.pool import PoolConnectionProxy
 
 from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
 from farebox.server.ledger.migrations import migrations
-from farebox.server.ledger.store import ACCOUNT_COLUMNS, TRANSFER_COLUMNS, Row, Session
+from farebox.server.ledger.store import (
+    ACCOUNT_COLUMNS,
+    LIMIT_MISMATCH,
+    TRANSFER_COLUMNS,
+    Row,
+    Session,
+)
 
 T = TypeVar("T")
 
@@ -32,7 +38,7 @@ CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
     currency text, amount bigint, event_ms bigint, posted_ms bigint, reference text,
     fare_day text, device text, seq bigint, stop text, category text, origin text,
     timeout_ms bigint
-) ON COMMIT DELETE ROWS
+)
 """
 _COLUMNS = ", ".join(TRANSFER_COLUMNS)
 _INSERT_STAGED = (
@@ -44,6 +50,8 @@ _OPEN_ACCOUNTS = (
     "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[],"
     " $6::bigint[]) AS a ORDER BY 1 ON CONFLICT DO NOTHING"
 )
+
+_MISMATCHES = LIMIT_MISMATCH + " AND id = ANY ($1::text[]) ORDER BY id"
 
 
 async def _prepare(connection: asyncpg.Connection) -> None:
@@ -69,7 +77,6 @@ class _PostgresSession:
             await self._connection.execute(_OPEN_ACCOUNTS, *map(list, zip(*rows, strict=True)))
 
     async def insert_transfers(self, rows: Sequence[Sequence[object]]) -> list[Row]:
-        await self._connection.execute("TRUNCATE transfer_stage")
         await self._connection.copy_records_to_table(
             "transfer_stage", records=rows, columns=TRANSFER_COLUMNS
         )
@@ -77,7 +84,12 @@ class _PostgresSession:
             inserted = await self._connection.fetch(_INSERT_STAGED)
         except asyncpg.ForeignKeyViolationError as error:
             raise UnknownAccountError("a transfer names an unknown account") from error
+        # Emptied inside the transaction: a rollback brings nothing back but an empty stage.
+        await self._connection.execute("DELETE FROM transfer_stage")
         return [tuple(record) for record in inserted]
+
+    async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
+        return await self.fetch(_MISMATCHES, list(account_ids))
 
     async def lock_stoplist_head(self) -> Row:
         (head,) = await self.fetch("SELECT version, checksum FROM stoplist_head FOR UPDATE")

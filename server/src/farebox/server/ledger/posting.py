@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from farebox.protocol.money import Money
 from farebox.protocol.records import Outcome, Record, Tap
 from farebox.server.ledger.accounts import (
+    RIDER_PREFIX,
     Account,
     Channel,
     adjustment_account,
+    check_name,
     clearing_account,
     revenue_account,
+    revenue_id,
     rider_account,
     ticket_liability_account,
 )
@@ -44,17 +47,35 @@ class FareTap:
     prepaid: bool = False
     """A validated prepaid ticket: the fare comes out of the ticket liability account."""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.fare, Money):
+            raise TypeError(f"fare must be Money, not {type(self.fare).__name__}")
+        for what, name in (("token", self.token), ("carrier", self.carrier), ("route", self.route)):
+            check_name(name, what)
+
     @property
     def key(self) -> str:
         return tap_key(self.device, self.seq)
 
-    def payer(self) -> Account:
+    @property
+    def payer_id(self) -> str:
         if self.prepaid:
-            return ticket_liability_account(self.fare.currency)
-        return rider_account(self.token, self.fare.currency)
+            return ticket_liability_account(self.fare.currency).id
+        return f"{RIDER_PREFIX}{self.token}"
 
-    def payee(self) -> Account:
-        return revenue_account(self.carrier, self.route, self.fare.currency)
+    @property
+    def payee_id(self) -> str:
+        return revenue_id(self.carrier, self.route, self.fare.currency)
+
+    def accounts(self, rider: Callable[[str, str, str | None], Account]) -> tuple[Account, Account]:
+        """The payer (a rider made by `rider`, or the ticket liability) and the payee."""
+        currency = self.fare.currency
+        payer = (
+            ticket_liability_account(currency)
+            if self.prepaid
+            else rider(self.token, currency, self.category)
+        )
+        return payer, revenue_account(self.carrier, self.route, currency)
 
 
 def tap_key(device: str, seq: int) -> str:
@@ -86,8 +107,8 @@ def fare_transfer(tap: FareTap, policy: FareDayPolicy) -> Transfer:
     return Transfer(
         key=tap.key,
         kind=TransferKind.FARE,
-        debit=tap.payer().id,
-        credit=tap.payee().id,
+        debit=tap.payer_id,
+        credit=tap.payee_id,
         amount=tap.fare,
         event_ms=tap.time_ms,
         fare_day=policy.day_of(tap.time_ms),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,7 +21,13 @@ from typing import TypeVar
 
 from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
 from farebox.server.ledger.migrations import migrations
-from farebox.server.ledger.store import ACCOUNT_COLUMNS, TRANSFER_COLUMNS, Row, Session
+from farebox.server.ledger.store import (
+    ACCOUNT_COLUMNS,
+    LIMIT_MISMATCH,
+    TRANSFER_COLUMNS,
+    Row,
+    Session,
+)
 
 T = TypeVar("T")
 PREFIX = "sqlite:///"
@@ -33,6 +40,8 @@ _OPEN_ACCOUNT = (
     f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) "  # noqa: S608 (fixed names)
     f"VALUES ({', '.join('?' for _ in ACCOUNT_COLUMNS)}) ON CONFLICT DO NOTHING"
 )
+
+_MISMATCHES = LIMIT_MISMATCH + " AND id IN (SELECT value FROM json_each($1)) ORDER BY id"  # noqa: S608
 
 
 @functools.lru_cache(maxsize=256)
@@ -84,6 +93,9 @@ class _SqliteSession:
             return found.fetchall()
 
         return await self._store.call(insert)
+
+    async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
+        return await self.fetch(_MISMATCHES, json.dumps(account_ids))
 
     async def lock_stoplist_head(self) -> Row:
         (head,) = await self.fetch("SELECT version, checksum FROM stoplist_head")

@@ -39,6 +39,11 @@ TRANSFER_COLUMNS = (
     "timeout_ms",
 )
 ACCOUNT_COLUMNS = ("id", "kind", "currency", "credit_limit", "category", "opened_ms")
+LIMIT_MISMATCH = (
+    "SELECT id, posted - pending_debits < -credit_limit FROM accounts"
+    " WHERE kind = 'rider' AND (posted - pending_debits < -credit_limit) <> limit_blocked"
+)
+"""Completed by each store with its way of naming a list of ids, then `ORDER BY id`."""
 
 
 class Session(Protocol):
@@ -59,6 +64,11 @@ class Session(Protocol):
 
         Returns (key, id, posted_ms) of the rows this call inserted.
         """
+        ...
+
+    async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
+        """(id, below limit) of the rider accounts among `account_ids` whose stoplist flag
+        (`limit_blocked`) disagrees with their balance, in id order."""
         ...
 
     async def lock_stoplist_head(self) -> Row:

@@ -89,25 +89,25 @@ class Transfer:
     @property
     def fingerprint(self) -> bytes:
         """SHA-256 of the content: equal for a faithful retry, different for a conflict."""
+        # The repr of a tuple of str, int and None is exact and stable, and cheap to make.
         fields = (
             self.kind.value,
             self.phase.value,
             self.debit,
             self.credit,
-            str(self.amount.minor),
+            self.amount.minor,
             self.amount.currency,
-            str(self.event_ms),
+            self.event_ms,
             self.reference,
-            self.fare_day.isoformat() if self.fare_day else None,
+            None if self.fare_day is None else self.fare_day.toordinal(),
             self.device,
-            None if self.seq is None else str(self.seq),
+            self.seq,
             self.stop,
             self.category,
             self.origin,
-            None if self.timeout_ms is None else str(self.timeout_ms),
+            self.timeout_ms,
         )
-        text = "\x1f".join("\x00" if part is None else part for part in fields)
-        return hashlib.sha256(text.encode()).digest()
+        return hashlib.sha256(repr(fields).encode()).digest()
 
     def moves(self) -> bool:
         """True if posting this changes posted balances (pendings hold, voids release)."""

@@ -20,13 +20,9 @@ from farebox.server.ledger.store import Row, Session
 from farebox.server.ledger.transfers import Receipt, Transfer, origin_problem
 
 _EXISTING = "SELECT key, id, posted_ms, fingerprint FROM transfers WHERE key = $1"
+
+
 # Served by the partial index accounts_limit_mismatch, which holds only such accounts.
-_LIMIT_MISMATCH = (
-    "SELECT id, posted - pending_debits < -credit_limit FROM accounts WHERE kind = 'rider'"
-    " AND (posted - pending_debits < -credit_limit) <> limit_blocked ORDER BY id"
-)
-
-
 def transfer_row(item: Transfer, now_ms: int) -> tuple[object, ...]:
     return (
         item.key,
@@ -118,13 +114,14 @@ async def post_transfers(
             receipt or Receipt(item.key, stored[item.key][1], stored[item.key][2], fresh=False)
             for receipt, item in zip(receipts, transfers, strict=True)
         ]
-    await sync_limit_blocks(session, now_ms)
+    touched = {item.debit for item in transfers} | {item.credit for item in transfers}
+    await sync_limit_blocks(session, sorted(touched), now_ms)
     return tuple(receipt for receipt in receipts if receipt is not None)
 
 
-async def sync_limit_blocks(session: Session, now_ms: int) -> None:
-    """Stop-list riders who fell below their credit limit; release those back above it."""
-    rows = await session.fetch(_LIMIT_MISMATCH)
+async def sync_limit_blocks(session: Session, account_ids: Sequence[str], now_ms: int) -> None:
+    """Stop-list riders of `account_ids` below their credit limit; release those back above."""
+    rows = await session.limit_mismatches(account_ids)
     if not rows:
         return
     await session.executemany(
@@ -137,6 +134,7 @@ async def sync_limit_blocks(session: Session, now_ms: int) -> None:
 
 async def change_blocks(session: Session, requests: Sequence[BlockChange], now_ms: int) -> Plan:
     """Apply block changes and record every resulting stoplist version with its checksum."""
+    # Locked first: every stoplist writer queues here, so versions never interleave.
     version, checksum = await session.lock_stoplist_head()
     reasons = {}
     for token in dict.fromkeys(request.token for request in requests):
@@ -172,7 +170,7 @@ async def set_credit_limit(session: Session, account_id: str, limit: int, now_ms
         account_id,
         limit,
     )
-    await sync_limit_blocks(session, now_ms)
+    await sync_limit_blocks(session, [account_id], now_ms)
     return bool(rows)
 
 

@@ -1,0 +1,220 @@
+"""Ledger posting throughput on SQLite and PostgreSQL, beside the bare insert ceiling.
+
+For batches of 100 and 1000 accepted taps, the figure is taps posted per second through
+`Ledger.post_taps` (accounts opened, idempotent insert, balances, stoplist, one database
+transaction per batch); the ceiling is the bare insert of the same transfer rows into a
+table with no keys, checks or triggers, in the same run, one transaction per batch too.
+
+    .venv/bin/python -m bench.ledger
+
+PostgreSQL comes from FAREBOX_BENCH_POSTGRES (a DSN of an empty database) if set, else
+from a throwaway cluster when the server binaries are installed; else it is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+
+from bench.table import Row, render
+from farebox.protocol.money import Money
+from farebox.server.ledger.accounts import Channel, clearing_account, rider_account
+from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.fare_day import FareDayPolicy
+from farebox.server.ledger.posting import FareTap, TopUp, fare_transfer, top_up_transfer
+from farebox.server.ledger.store import TRANSFER_COLUMNS, open_store
+from farebox.server.ledger.writes import transfer_row
+from tests.support.postgres import server_bin_dir, throwaway_cluster
+
+POSTGRES_DSN = "FAREBOX_BENCH_POSTGRES"
+"""A DSN of an empty PostgreSQL database to measure against (else a throwaway cluster)."""
+
+TAPS = 30_000
+RIDERS = 20_000
+DEVICES = 300
+ROUTES = 40
+BATCHES = (100, 1000)
+POLICY = FareDayPolicy.parse("Asia/Almaty", "03:00")
+START_MS = int(datetime(2026, 3, 2, 1, 0, tzinfo=UTC).timestamp() * 1000)
+
+_PLAIN_COLUMNS = ", ".join(
+    f"{name} {kind}"
+    for name, kind in zip(
+        TRANSFER_COLUMNS,
+        [
+            "text",
+            "bytea",
+            "text",
+            "text",
+            "text",
+            "text",
+            "text",
+            "bigint",
+            "bigint",
+            "bigint",
+            "text",
+            "text",
+            "text",
+            "bigint",
+            "text",
+            "text",
+            "text",
+            "bigint",
+        ],
+        strict=True,
+    )
+)
+
+
+def make_taps(count: int, seed: int) -> list[FareTap]:
+    """A day's worth of taps from many validators, riders repeating through the day."""
+    rng = random.Random(seed)
+    seqs = [0] * DEVICES
+    taps = []
+    for index in range(count):
+        device = rng.randrange(DEVICES)
+        seqs[device] += 1
+        taps.append(
+            FareTap(
+                device=f"bus-{seed}-{device:03d}",
+                seq=seqs[device],
+                token=f"nfc:{rng.randrange(RIDERS):08x}",
+                time_ms=START_MS + index * 50,
+                carrier=f"carrier{device % 7}",
+                route=str(device % ROUTES),
+                fare=Money(15000, "KZT"),
+                stop=f"s{rng.randrange(500)}",
+                category="adult",
+            )
+        )
+    return taps
+
+
+def batched(taps: Sequence[FareTap], size: int) -> list[Sequence[FareTap]]:
+    return [taps[start : start + size] for start in range(0, len(taps), size)]
+
+
+def rows_of(batches: list[Sequence[FareTap]]) -> list[list[tuple[object, ...]]]:
+    return [[transfer_row(fare_transfer(tap, POLICY), START_MS) for tap in b] for b in batches]
+
+
+async def timed(action: Callable[[], Awaitable[None]], count: int) -> float:
+    start = time.perf_counter()
+    await action()
+    return count / (time.perf_counter() - start)
+
+
+async def fund_riders(ledger: Ledger, taps: Sequence[FareTap]) -> None:
+    """Top every rider up first, as on a working day, so that few taps touch the stoplist."""
+    tokens = sorted({tap.token for tap in taps})
+    for start in range(0, len(tokens), 5000):
+        top_ups = [
+            top_up_transfer(TopUp(token, Money(10**7, "KZT"), Channel.KIOSK, token, START_MS))
+            for token in tokens[start : start + 5000]
+        ]
+        riders = [rider_account(token, "KZT") for token in tokens[start : start + 5000]]
+        await ledger.post(top_ups, [clearing_account(Channel.KIOSK, "KZT"), *riders])
+
+
+async def ledger_rate(url: str, batches: list[Sequence[FareTap]]) -> float:
+    store = await open_store(url)
+    try:
+        await store.migrate()
+        ledger = Ledger(store, POLICY)
+        await fund_riders(ledger, [tap for batch in batches for tap in batch])
+
+        async def post_all() -> None:
+            for batch in batches:
+                await ledger.post_taps(batch)
+
+        rate = await timed(post_all, sum(map(len, batches)))
+        problems = await ledger.violations()
+        if problems:
+            raise SystemExit(f"the ledger broke its invariants: {problems[:3]}")
+        return rate
+    finally:
+        await store.close()
+
+
+def sqlite_ceiling(path: Path, batches: list[list[tuple[object, ...]]]) -> float:
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute(f"CREATE TABLE plain ({_PLAIN_COLUMNS.replace('bytea', 'blob')})")
+    insert = f"INSERT INTO plain VALUES ({', '.join('?' for _ in TRANSFER_COLUMNS)})"  # noqa: S608
+    start = time.perf_counter()
+    for rows in batches:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(insert, rows)
+        connection.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    connection.close()
+    return sum(map(len, batches)) / elapsed
+
+
+async def postgres_ceiling(dsn: str, batches: list[list[tuple[object, ...]]]) -> float:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f"CREATE TABLE plain ({_PLAIN_COLUMNS})")
+
+        async def copy_all() -> None:
+            for rows in batches:
+                async with connection.transaction():
+                    await connection.copy_records_to_table(
+                        "plain", records=rows, columns=TRANSFER_COLUMNS
+                    )
+
+        return await timed(copy_all, sum(map(len, batches)))
+    finally:
+        await connection.close()
+
+
+async def fresh_database(admin_dsn: str, name: str) -> str:
+    connection = await asyncpg.connect(admin_dsn)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def measure(admin_dsn: str | None) -> list[Row]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="farebox-bench-") as scratch:
+        for size in BATCHES:
+            batches = batched(make_taps(TAPS, seed=size), size)
+            plain = rows_of(batches)
+            ceiling = sqlite_ceiling(Path(scratch) / f"plain-{size}.db", plain)
+            rate = await ledger_rate(f"sqlite:///{scratch}/ledger-{size}.db", batches)
+            rows.append(Row(f"SQLite, batches of {size}", rate, "taps/s", ceiling, ">= 25,000"))
+            if admin_dsn is None:
+                continue
+            ceiling = await postgres_ceiling(await fresh_database(admin_dsn, f"plain{size}"), plain)
+            url = await fresh_database(admin_dsn, f"ledger{size}")
+            rate = await ledger_rate(url, batches)
+            rows.append(Row(f"PostgreSQL, batches of {size}", rate, "taps/s", ceiling, ">= 20,000"))
+    return rows
+
+
+def main() -> None:
+    configured = os.environ.get(POSTGRES_DSN)
+    bin_dir = server_bin_dir()
+    if configured or bin_dir is None:
+        rows = asyncio.run(measure(configured))
+    else:
+        with throwaway_cluster(bin_dir) as cluster:
+            rows = asyncio.run(measure(cluster.dsn()))
+    print(render("Ledger posting throughput (taps per second)", rows))
+
+
+if __name__ == "__main__":
+    main()
