@@ -14,7 +14,7 @@ from farebox.protocol.tariffs.errors import InvalidTariffError
 from farebox.protocol.tariffs.journey import Leg, Rider
 from farebox.protocol.tariffs.native import from_document, load_tariff
 from farebox.protocol.tariffs.wire import decode_tariff, encode_tariff
-from tests.protocol.tariffs.helpers import almaty, example, flat_document
+from tests.protocol.tariffs.helpers import almaty, example, flat_document, metro
 
 GOLDEN = Path(__file__).parent / "golden" / "city-kzt.cbor"
 
@@ -186,3 +186,17 @@ def test_wire_refuses_a_wrong_version_and_an_invalid_tariff() -> None:
     broken["leg_rules"] = [{"product": "missing"}]
     with pytest.raises(DecodeError, match="unknown fare product 'missing'"):
         decode_tariff(cbor.encode({"v": 1, "tariff": broken}))
+
+
+def test_an_imported_gtfs_tariff_travels_on_the_wire_unchanged() -> None:
+    for semantics in (None, "leg_group_id,network_id,fare_product_id\nbus,bus,bus_fare\n"):
+        tariff = (
+            metro()
+            if semantics is None
+            else metro(fare_leg_rules=semantics, fare_transfer_rules=None)
+        )
+        raw = encode_tariff(tariff)
+        again = decode_tariff(raw)
+        assert encode_tariff(again) == raw
+        assert again.priority_semantics == tariff.priority_semantics
+        assert again.timeframes == tariff.timeframes

@@ -39,16 +39,20 @@ def _places(tariff: Tariff) -> Document:
             stations.setdefault(stop.parent_station, []).append(stop.id)
     joined = {j.from_stop_id for j in tariff.join_rules} | {j.to_stop_id for j in tariff.join_rules}
     covered = {s.id for s in tariff.stops if s.area_ids or s.parent_station} | set(stations)
+    # sets of routes and stops are written sorted, so reading order cannot change the bytes
     return _some(
         networks=[
-            _some(id=n, routes=[r.id for r in tariff.routes if r.network_id == n])
+            _some(id=n, routes=sorted(r.id for r in tariff.routes if r.network_id == n))
             for n in tariff.networks
         ],
         areas=[
-            _some(id=a, stops=[s.id for s in tariff.stops if a in s.area_ids]) for a in tariff.areas
+            _some(id=a, stops=sorted(s.id for s in tariff.stops if a in s.area_ids))
+            for a in tariff.areas
         ],
-        stations=[{"id": station, "stops": list(stops)} for station, stops in stations.items()],
-        stops=[s.id for s in tariff.stops if s.id in joined and s.id not in covered],
+        stations=[
+            {"id": station, "stops": sorted(stations[station])} for station in sorted(stations)
+        ],
+        stops=sorted(s.id for s in tariff.stops if s.id in joined and s.id not in covered),
     )
 
 
