@@ -248,9 +248,17 @@ def test_a_bad_feed_is_refused_with_every_problem_listed() -> None:
     )
     products = "fare_product_id,amount,currency\nbus_fare,3.005,CAD\nsubway_fare,x,CAD\n"
     transfers = "from_leg_group_id,to_leg_group_id,transfer_count,fare_transfer_type\nbus,,1,0\n"
+    frames = (
+        "timeframe_group_id,start_time,end_time,service_id\n"
+        "peak,07:00:00,25:00:00,weekdays\nearly,06:00:00,,weekdays\nnever,,,holidays\n"
+    )
     with pytest.raises(InvalidTariffError) as caught:
         metro(
-            agency=None, fare_leg_rules=rules, fare_products=products, fare_transfer_rules=transfers
+            agency=None,
+            fare_leg_rules=rules,
+            fare_products=products,
+            fare_transfer_rules=transfers,
+            timeframes=frames,
         )
     text = "\n".join(caught.value.problems)
     for expected in (
@@ -260,8 +268,17 @@ def test_a_bad_feed_is_refused_with_every_problem_listed() -> None:
         "transfer_count",
         "no_such_product",
         "unknown network 'tram'",
+        "timeframes.txt:2: end_time after 24:00:00",
+        "timeframes.txt:3: start_time and end_time go together",
+        "timeframes.txt:4: service_id 'holidays' runs on no date",
     ):
         assert expected in text
+
+
+def test_timeframes_follow_local_time_across_daylight_saving() -> None:
+    # clocks went forward on Sunday 8 March 2026: 08:00 on Monday the 9th is still peak
+    assert cents([ride("sub1", "king-1", "08:00", day=9)]) == [400]
+    assert cents([ride("sub1", "king-1", "09:00", day=9)]) == [325]
 
 
 def test_join_rule_with_named_transfer_stops() -> None:

@@ -234,18 +234,21 @@ def _timeframes(feed: Feed, problems: Problems) -> list[Timeframe]:
         if end > DAY:
             problems.add(row.where, "end_time after 24:00:00 is forbidden by GTFS")
             continue
-        days = frozenset(dates.get(row.need("service_id", problems), set()))
-        if days:  # a service that never runs gives a timeframe that never matches
-            made = problems.build(
-                row.where,
-                Timeframe,
-                row.need("timeframe_group_id", problems),
-                start,
-                end,
-                frozenset(),
-                days,
-            )
-            frames.extend([made] if made is not None else [])
+        service = row.need("service_id", problems)
+        days = frozenset(dates.get(service, set()))
+        if not days:
+            problems.add(row.where, f"service_id {service!r} runs on no date in the calendar")
+            continue
+        made = problems.build(
+            row.where,
+            Timeframe,
+            row.need("timeframe_group_id", problems),
+            start,
+            end,
+            frozenset(),
+            days,
+        )
+        frames.extend([made] if made is not None else [])
     return frames
 
 
