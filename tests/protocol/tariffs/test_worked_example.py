@@ -103,6 +103,8 @@ def test_month_pass_covers_bus_and_metro_but_not_suburban() -> None:
     rider = Rider(holdings=(month,))
     legs = [bus(2, "08:00"), suburban(2, "10:00", "10:20", "S1-sayakhat", "S1-almaty-2")]
     assert tenge(legs, rider) == [0, 200]
+    reasons = rate(TARIFF, rider, legs).legs[0].reasons
+    assert (reasons[-1].kind, reasons[-1].ref) == (ReasonKind.SEASON, "month-city")
     expired = Rider(holdings=(Holding("month-city", almaty(1, "00:00"), almaty(2, "00:00")),))
     assert tenge([bus(2, "08:00")], expired) == [200]
 
@@ -112,6 +114,11 @@ def test_ten_rides_are_used_one_per_paid_leg() -> None:
     legs = [bus(2, "08:00"), metro(2, "08:10"), bus(2, "10:00"), bus(2, "12:00")]
     # the free transfer uses no ride; the third paid leg finds none left
     assert tenge(legs, Rider(holdings=(rides,))) == [0, 0, 0, 200]
+    third = rate(TARIFF, Rider(holdings=(rides,)), legs).legs[2]
+    assert (third.reasons[-1].kind, third.reasons[-1].detail) == (
+        ReasonKind.RIDE,
+        "one ride used, 0 left",
+    )
 
 
 def test_unknown_route_is_refused_naming_the_leg() -> None:
