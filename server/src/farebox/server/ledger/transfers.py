@@ -3,8 +3,8 @@
 A transfer debits one account and credits another by the same integer amount, so every
 transfer balances by construction. It is never changed: a correction is a new transfer.
 Its idempotency key names the business event (a tap is `tap:<device>:<seq>`); the
-fingerprint is the hash of everything else, so that a re-sent request with the same key
-can be told apart from a different request that reuses the key.
+fingerprint is the hash of its content, so that a re-sent request with the same key can be
+told apart from a different request that reuses the key.
 
 Two-phase transfers follow TigerBeetle's shape: a PENDING transfer holds funds; a later
 POST (for at most the held amount) or VOID transfer names it by key in `origin` and
@@ -88,7 +88,12 @@ class Transfer:
 
     @property
     def fingerprint(self) -> bytes:
-        """SHA-256 of the content: equal for a faithful retry, different for a conflict."""
+        """SHA-256 of the content: equal for a faithful retry, different for a conflict.
+
+        The content is what the transfer means for the books: kind, accounts, amount, fare
+        day, tap, references and hold terms. The event time is left out so that a payment
+        channel or an operator re-sending a request later is still the same request.
+        """
         # The repr of a tuple of str, int and None is exact and stable, and cheap to make.
         fields = (
             self.kind.value,
@@ -97,7 +102,6 @@ class Transfer:
             self.credit,
             self.amount.minor,
             self.amount.currency,
-            self.event_ms,
             self.reference,
             None if self.fare_day is None else self.fare_day.toordinal(),
             self.device,
