@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from farebox.protocol import cbor
-from farebox.protocol.errors import DecodeError
+from farebox.protocol.errors import DecodeError, InvalidValueError
 from farebox.protocol.tariffs.canonical import to_document
-from farebox.protocol.tariffs.engine import rate
+from farebox.protocol.tariffs.engine import quote, rate
 from farebox.protocol.tariffs.errors import InvalidTariffError
 from farebox.protocol.tariffs.journey import Leg, Rider
 from farebox.protocol.tariffs.native import from_document, load_tariff
+from farebox.protocol.tariffs.tariff import in_force
 from farebox.protocol.tariffs.wire import decode_tariff, encode_tariff
 from tests.protocol.tariffs.helpers import almaty, example, flat_document, metro
 
@@ -200,3 +201,21 @@ def test_an_imported_gtfs_tariff_travels_on_the_wire_unchanged() -> None:
         assert encode_tariff(again) == raw
         assert again.priority_semantics == tariff.priority_semantics
         assert again.timeframes == tariff.timeframes
+
+
+def test_the_tariff_in_force_is_the_latest_started_version() -> None:
+    old = from_document(flat_document({"version": 1}))
+    new = from_document(
+        flat_document({"version": 2, "effective_from": "2026-03-05T03:00:00+05:00"})
+    )
+    assert in_force([new, old], almaty(4, "12:00")) is old
+    assert in_force([old, new], almaty(5, "03:00")) is new
+    assert in_force([new], almaty(1, "00:00")) is None
+
+
+def test_a_rider_state_is_not_carried_into_another_tariff() -> None:
+    old = from_document(flat_document({"version": 1}))
+    new = from_document(flat_document({"version": 2}))
+    state = rate(old, Rider(), [Leg("1", "a", almaty(2, "10:00"))]).state
+    with pytest.raises(InvalidValueError, match="rate the legs again"):
+        quote(new, state, Leg("1", "a", almaty(2, "11:00")))

@@ -27,7 +27,7 @@ from farebox.protocol.tariffs.gtfs import import_gtfs
 from farebox.protocol.tariffs.journey import Holding, Leg, Rider
 from farebox.protocol.tariffs.journey_json import fare_to_json, read_journey
 from farebox.protocol.tariffs.native import from_document, load_tariff
-from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.tariff import Tariff, in_force
 from farebox.protocol.tariffs.wire import decode_tariff, encode_tariff
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "fare_to_json",
     "from_document",
     "import_gtfs",
+    "in_force",
     "load_tariff",
     "quote",
     "rate",

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from farebox.protocol.errors import InvalidValueError
 from farebox.protocol.money import Money
 from farebox.protocol.tariffs.capping import CapSpend, apply_caps, fare_day
 from farebox.protocol.tariffs.errors import NoFareError
@@ -73,9 +74,14 @@ class LegFare:
 
 @dataclass(frozen=True, slots=True)
 class RiderState:
-    """All the engine remembers of a rider's earlier legs; start from `RiderState.start`."""
+    """All the engine remembers of a rider's earlier legs; start from `RiderState.start`.
+
+    A state belongs to the tariff (id and version) that priced its legs: when a new tariff
+    comes into force, rate the rider's legs again under it rather than carry the state over.
+    """
 
     rider: Rider
+    tariff: tuple[str, int] | None = None
     legs: int = 0
     fares: Fares = field(default_factory=Fares)
     before_last: Fares | None = None
@@ -117,6 +123,11 @@ def rate(tariff: Tariff, rider: Rider, legs: Iterable[Leg]) -> Fare:
 
 def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
     """Price the rider's next leg after the legs `state` has seen."""
+    key = (tariff.id, tariff.version)
+    if state.tariff is not None and state.tariff != key:
+        raise InvalidValueError(
+            f"rider state was built under tariff {state.tariff}, not {key}: rate the legs again"
+        )
     rider = state.rider
     category, media = rider.rider_category_id, rider.fare_media_id
     index = state.legs
@@ -171,7 +182,7 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
         tariff.amount(charge),
         tuple(reasons),
     )
-    new_state = RiderState(rider, index + 1, fares, base, fare_leg, spends, rides_used)
+    new_state = RiderState(rider, key, index + 1, fares, base, fare_leg, spends, rides_used)
     return Quote(priced, new_state)
 
 

@@ -364,3 +364,9 @@ class Tariff:
             where = f"max fare on {maximum.network_id!r}"
             yield from _unknown(maximum.network_id, self.networks, where, "network")
             yield from _unknown(maximum.fare_product_id, products, where, "fare product")
+
+
+def in_force(tariffs: Iterable[Tariff], moment: datetime) -> Tariff | None:
+    """The tariff in force at `moment`: the latest effective_from not after it (then version)."""
+    started = [t for t in tariffs if t.effective_from <= moment]
+    return max(started, key=lambda t: (t.effective_from, t.version), default=None)
