@@ -219,3 +219,10 @@ def test_a_rider_state_is_not_carried_into_another_tariff() -> None:
     state = rate(old, Rider(), [Leg("1", "a", almaty(2, "10:00"))]).state
     with pytest.raises(InvalidValueError, match="rate the legs again"):
         quote(new, state, Leg("1", "a", almaty(2, "11:00")))
+
+
+def test_each_problem_is_listed_once() -> None:
+    document = flat_document(networks=[{"id": "bus", "routes": ["1"], "colour": "red"}])
+    with pytest.raises(InvalidTariffError) as caught:
+        from_document(document)
+    assert caught.value.problems == ("networks[0]: unknown field(s) colour",)

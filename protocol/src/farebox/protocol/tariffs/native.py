@@ -147,7 +147,7 @@ def from_document(document: Mapping[str, object]) -> Tariff:
     if semantics not in ("priority", "exclusive"):
         problems.add("tariff.empty_semantics", "must be priority or exclusive")
     categories, discounts = _categories(root)
-    routes, stops = _places(root)
+    networks, areas, routes, stops = _places(root)
     products = [
         made
         for table in root.tables("products", PRODUCT)
@@ -168,8 +168,8 @@ def from_document(document: Mapping[str, object]) -> Tariff:
             rider_categories=tuple(categories),
             fare_media=tuple(_media(root)),
             products=tuple(products),
-            networks=tuple(t.text("id") or "" for t in root.tables("networks", GROUP)),
-            areas=tuple(t.text("id") or "" for t in root.tables("areas", GROUP)),
+            networks=tuple(networks),
+            areas=tuple(areas),
             routes=tuple(routes),
             stops=tuple(stops),
             timeframes=tuple(_timeframes(root)),
@@ -214,18 +214,24 @@ def _media(root: Table) -> list[FareMedia]:
     return media
 
 
-def _places(root: Table) -> tuple[list[Route], list[Stop]]:
+def _places(root: Table) -> tuple[list[str], list[str], list[Route], list[Stop]]:
+    """Networks, areas, and the routes and stops they group (each table read once)."""
+    networks: list[str] = []
     routes: list[Route] = []
     for table in root.tables("networks", GROUP):
         ident = table.text("id")
-        if ident is not None:
-            routes += [Route(route, ident) for route in table.texts("routes")]
+        table.text("name", required=False)
+        networks.append(ident or "")
+        routes += [Route(route, ident) for route in table.texts("routes") if ident]
+    areas: list[str] = []
     stop_areas: dict[str, set[str]] = {stop: set() for stop in root.texts("stops")}
-    stations: dict[str, str] = {}
     for table in root.tables("areas", GROUP):
         ident = table.text("id")
+        table.text("name", required=False)
+        areas.append(ident or "")
         for stop in table.texts("stops"):
             stop_areas.setdefault(stop, set()).update([ident] if ident else [])
+    stations: dict[str, str] = {}
     for table in root.tables("stations", GROUP):
         ident = table.text("id")
         if ident is not None:
@@ -233,8 +239,8 @@ def _places(root: Table) -> tuple[list[Route], list[Stop]]:
             for stop in table.texts("stops"):
                 stations[stop] = ident
                 stop_areas.setdefault(stop, set())
-    stops = [Stop(stop, frozenset(areas), stations.get(stop)) for stop, areas in stop_areas.items()]
-    return routes, stops
+    stops = [Stop(stop, frozenset(zones), stations.get(stop)) for stop, zones in stop_areas.items()]
+    return networks, areas, routes, stops
 
 
 def _timeframes(root: Table) -> list[Timeframe]:
