@@ -8,7 +8,7 @@
     └── LedgerError                 a ledger request refused; nothing was posted
         ├── UnknownAccountError     an account that does not exist (or of the wrong currency)
         ├── IdempotencyConflictError  a key already used for a transfer with other content
-        ├── CreditLimitError        a debit that would take an account past its credit limit
+        ├── InsufficientFundsError  a refund larger than what the rider has available
         ├── TransferStateError      a pending transfer that is resolved, expired or unknown
         └── InvariantViolationError the books do not add up (raised by `verify`)
 
@@ -59,8 +59,8 @@ class IdempotencyConflictError(LedgerError):
         self.keys = tuple(keys)
 
 
-class CreditLimitError(LedgerError):
-    """A debit that the account's credit limit does not allow."""
+class InsufficientFundsError(LedgerError):
+    """A payout that the account's available balance does not cover."""
 
 
 class TransferStateError(LedgerError):

@@ -19,6 +19,7 @@ from farebox.server.ledger import reads, writes
 from farebox.server.ledger.accounts import (
     Account,
     AccountState,
+    Channel,
     adjustment_account,
     clearing_account,
     rider_account,
@@ -31,6 +32,7 @@ from farebox.server.ledger.posting import (
     adjustment_transfer,
     fare_transfer,
     hold_transfer,
+    refund_transfer,
     resolve_transfer,
     reversal_transfer,
     top_up_transfer,
@@ -156,6 +158,12 @@ class Ledger:
         """An operator's correction of a rider's balance (positive credits the rider)."""
         transfer = adjustment_transfer(token, amount, key=key, time_ms=self._clock(), reason=reason)
         (receipt,) = await self.post([transfer], [adjustment_account(amount.currency)])
+        return receipt
+
+    async def refund(self, token: str, amount: Money, channel: Channel, key: str) -> Receipt:
+        """Pay a rider's available money back out through a channel."""
+        transfer = refund_transfer(token, amount, channel, key=key, time_ms=self._clock())
+        (receipt,) = await self.post([transfer], [clearing_account(channel, amount.currency)])
         return receipt
 
     async def reverse(self, key: str, reversal_key: str, reason: str) -> Receipt:

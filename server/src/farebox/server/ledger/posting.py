@@ -227,3 +227,17 @@ def adjustment_transfer(
         event_ms=time_ms,
         reference=reason,
     )
+
+
+def refund_transfer(
+    token: str, amount: Money, channel: Channel, *, key: str, time_ms: int
+) -> Transfer:
+    """Pay a rider's money back out through a channel (to the card it came from, say)."""
+    return Transfer(
+        key=key,
+        kind=TransferKind.REFUND,
+        debit=rider_account(token, amount.currency).id,
+        credit=clearing_account(channel, amount.currency).id,
+        amount=amount,
+        event_ms=time_ms,
+    )

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from farebox.server.errors import IdempotencyConflictError, TransferStateError
+from farebox.server.errors import (
+    IdempotencyConflictError,
+    InsufficientFundsError,
+    TransferStateError,
+)
 from farebox.server.ledger.accounts import Account, token_of
-from farebox.server.ledger.reads import transfer
+from farebox.server.ledger.reads import account_state, transfer
 from farebox.server.ledger.settlement import DayState
 from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan, plan_changes
 from farebox.server.ledger.store import Row, Session
-from farebox.server.ledger.transfers import Receipt, Transfer, origin_problem
+from farebox.server.ledger.transfers import Receipt, Transfer, TransferKind, origin_problem
 
 _EXISTING = "SELECT key, id, posted_ms, fingerprint FROM transfers WHERE key = $1"
 
@@ -89,6 +93,7 @@ async def post_transfers(
     await _check_origins(session, transfers)
     inserted = await session.insert_transfers([transfer_row(item, now_ms) for item in transfers])
     fresh = {key: (ident, posted_ms) for key, ident, posted_ms in inserted}
+    fresh_keys = set(fresh)
     receipts: list[Receipt | None] = []
     skipped: list[Transfer] = []
     for item in transfers:
@@ -114,9 +119,19 @@ async def post_transfers(
             receipt or Receipt(item.key, stored[item.key][1], stored[item.key][2], fresh=False)
             for receipt, item in zip(receipts, transfers, strict=True)
         ]
+    await _check_payouts(session, [item for item in transfers if item.key in fresh_keys])
     touched = {item.debit for item in transfers} | {item.credit for item in transfers}
     await sync_limit_blocks(session, sorted(touched), now_ms)
     return tuple(receipt for receipt in receipts if receipt is not None)
+
+
+async def _check_payouts(session: Session, posted: Sequence[Transfer]) -> None:
+    """Refunds pay out only what a rider has: a fare may use the credit limit, a payout not."""
+    for item in posted:
+        if item.kind is TransferKind.REFUND:
+            state = await account_state(session, item.debit)
+            if state is not None and state.available.minor < 0:
+                raise InsufficientFundsError(f"{item.key}: {item.debit} cannot pay {item.amount}")
 
 
 async def sync_limit_blocks(session: Session, account_ids: Sequence[str], now_ms: int) -> None:
