@@ -110,6 +110,7 @@ class CardEmulator:
         self._field: tuple[Card, ...] = ()
         self._sessions: dict[Address, _Session] = {}
         self._rounds = 0
+        self.answered_at: float | None = None  # monotonic time of the first answer to a reader
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,6 +124,7 @@ class CardEmulator:
         """Put `cards` in the field (two or more is a card clash)."""
         with self._lock:
             self._field, self._sessions = tuple(cards), {}
+            self.answered_at = None
 
     def remove(self) -> None:
         """Take every card out of the field."""
@@ -160,6 +162,8 @@ class CardEmulator:
             with self._lock:
                 answer = self._answer(datagram, address)
             if answer is not None:
+                if self.answered_at is None:
+                    self.answered_at = time.monotonic()
                 self._socket.sendto(answer, address)
 
     def _answer(self, datagram: bytes, address: Address) -> bytes | None:

@@ -129,7 +129,7 @@ class ThreadedReader(ABC):
 
     def _set_health(self, state: HealthState, message: str, failures: int = 0) -> None:
         if (state, message) != (self._health.state, self._health.message):
-            level = logging.INFO if state is HealthState.READY else logging.WARNING
+            level = logging.WARNING if state is HealthState.UNAVAILABLE else logging.INFO
             log.log(level, "reader %s %s: %s", self.reader_id, state, message)
         self._health = Health(state, message, failures)
 
