@@ -8,7 +8,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from farebox.protocol.errors import ProtocolError, RemoteProtocolError
+from farebox.protocol import cbor
+from farebox.protocol.errors import DecodeError, ProtocolError, RemoteProtocolError
 from farebox.protocol.tickets import base45, cose, cwt, ticket
 from farebox.protocol.tickets.issuers import IssuerKey, IssuerKeySet
 
@@ -75,3 +76,24 @@ def test_random_bytes_raise_only_documented_errors(data: bytes) -> None:
 def test_random_text_raises_only_documented_errors(text: str) -> None:
     with contextlib.suppress(ProtocolError):
         ticket.verify(text, KEYS, 0)
+
+
+wire_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.binary(max_size=70) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=12,
+)
+
+
+@given(wire_values)
+def test_any_key_set_wire_value_decodes_or_raises_decode_error(value: object) -> None:
+    with contextlib.suppress(DecodeError):
+        IssuerKeySet.from_wire(value)
+
+
+@given(st.lists(st.binary(min_size=1, max_size=16), max_size=4), seconds)
+def test_key_sets_round_trip_through_cbor(kids: list[bytes], start: int) -> None:
+    keys = IssuerKeySet(
+        tuple(IssuerKey.of(SIGNER, kid=kid, issuer="op", valid_from=start) for kid in kids)
+    )
+    assert IssuerKeySet.from_wire(cbor.decode(cbor.encode(keys.to_wire()))) == keys  # type: ignore[arg-type]
