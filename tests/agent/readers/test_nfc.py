@@ -173,7 +173,6 @@ async def test_missing_libusb_permissions_and_unplugged_readers_are_reported_the
     # No USB reader or libusb exists here: a stand-in raises what nfcpy raises for them.
     mocker.patch("nfc.ContactlessFrontend", side_effect=failing_frontend([error, error]))
     reader = NfcReader("bus-7", path, targets=("106A",), backoff=FAST)
-    mocker.patch.object(reader, "path", path)
     collector = run_reader(reader)
     health = await wait_for_health(reader, HealthState.UNAVAILABLE)
     assert message in health.message

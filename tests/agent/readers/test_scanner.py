@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import serial
+
 from farebox.agent.presentation import Media, Presentation
 from farebox.agent.readers.base import Backoff, HealthState, ThreadedReader
 from farebox.agent.readers.scanner import LineFramer, ScannerReader, scan_text
@@ -131,3 +133,13 @@ def test_scan_text_strips_any_aim_identifier_only_at_the_start() -> None:
     assert scan_text(b"]d2data") == "data"
     assert scan_text(b"FB1:]Q1") == "FB1:]Q1"
     assert scan_text(b"]Q1FB1:X", strip_aim=False) == "]Q1FB1:X"
+
+
+def test_a_port_without_permission_names_the_group_to_join() -> None:
+    # Tests run as root here, so a real permission error cannot be produced: this is
+    # the message pyserial gives for one.
+    error = serial.SerialException(
+        "[Errno 13] could not open port /dev/ttyACM0: [Errno 13] Permission denied"
+    )
+    message = ScannerReader("gate-1", "/dev/ttyACM0")._explain(error)
+    assert "dialout" in message
