@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from farebox.agent.fares import provisional_fare
 from farebox.agent.policy import ClockPolicy, Policy, StalePolicy
-from farebox.agent.presentation import Media, Presentation
+from farebox.agent.presentation import Presentation
 from farebox.agent.store.caches import Caches
 from farebox.agent.store.history import PastTap, TicketUse
 from farebox.protocol.errors import (
@@ -95,9 +95,9 @@ class Decision:
 
 def identify(presentation: Presentation) -> Identity:
     """The token of a presentation, reading a QR ticket's id without trusting it yet."""
-    if presentation.media is Media.NFC:
-        uid = presentation.uid or b""
-        return Identity(MediaKind.NFC, f"nfc:{uid.hex()}")
+    card = presentation.token
+    if card is not None:
+        return Identity(MediaKind.NFC, card)
     text = presentation.text or ""
     try:
         ticket_id = cwt.decode_claims(ticket.decode(text).payload).cwt_id

@@ -105,6 +105,7 @@ class Runtime:
         self._busy_since: float | None = None
         self._offset_ms: int | None = None
         self._ready = asyncio.Event()
+        self._status_written: tuple[object, ...] = ()
 
     # ------------------------------------------------------------ the outside world
 
@@ -248,9 +249,16 @@ class Runtime:
         self.write_status()
 
     def write_status(self) -> None:
+        """Write runtime.json if the service state or a reader's health has changed.
+
+        Only on change: a validator's SD card should not take a write every few seconds.
+        """
         readers = tuple(
             ReaderHealth(r.reader_id, r.health.state.value, r.health.message) for r in self.readers
         )
+        seen = (self.service, self.service_message, readers)
+        if seen == self._status_written:
+            return
         status = RuntimeStatus(
             self.service.value,
             self._since_ms,
@@ -261,6 +269,7 @@ class Runtime:
         )
         try:
             write_runtime(self.config.state.directory, status)
+            self._status_written = seen
         except OSError as error:
             # With the disk full this fails too; the journal state is what matters.
             log.debug("cannot write the runtime status: %s", error)
