@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +26,7 @@ from farebox.agent.policy import (
     StalePolicy,
     assess_clock,
 )
+from farebox.agent.store.caches import Cached
 from farebox.agent.store.history import PastTap
 from farebox.protocol.money import Money
 from farebox.protocol.records import (
@@ -36,7 +38,7 @@ from farebox.protocol.records import (
     Reason,
     TapType,
 )
-from tests.agent.builders import MORNING_MS, caches, card, qr_ticket, scan
+from tests.agent.builders import MORNING_MS, caches, card, city_tariff, qr_ticket, scan
 
 BUS = Location(route="12", vehicle="bus-017", stop="abay-ave")
 STATION = Location(route="M1", stop="almaly")
@@ -344,3 +346,16 @@ def test_route_change_is_an_event() -> None:
     assert event is not None
     assert event.kind is EventKind.ROUTE_CHANGE
     assert dict(event.detail) == {"route_from": "12", "route_to": "32", "direction": "outbound"}
+
+
+def test_a_tariff_sent_ahead_of_its_day_prices_taps_only_from_then() -> None:
+    current = city_tariff()
+    future = replace(current, version=2, effective_from=datetime(2026, 12, 1, tzinfo=UTC))
+    held = replace(caches(), tariff=Cached(4, future, 0), previous_tariff=Cached(3, current, 0))
+    before = decide(card(), held, LocalHistory(), NOW, BUS, BUS_POLICY)
+    assert (before.accepted, before.tap.tariff_version) == (True, 3)
+    december = Now(int(datetime(2026, 12, 1, 8, tzinfo=UTC).timestamp() * 1000), ClockState.SYNCED)
+    after = decide(card(at_ms=december.time_ms), held, LocalHistory(), december, BUS, BUS_POLICY)
+    assert (after.accepted, after.tap.tariff_version) == (True, 4)
+    early = Now(int(datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1000), ClockState.SYNCED)
+    assert decide(card(), held, LocalHistory(), early, BUS, BUS_POLICY).reason is Reason.NO_TARIFF

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -220,4 +222,28 @@ def test_tariff_package_travels_in_its_wire_form(tmp_path: Path) -> None:
     assert store.caches.tariff is not None
     assert store.caches.tariff.version == 3
     assert encode_tariff(store.caches.tariff.value) == payload
+    store.close()
+
+
+def test_a_new_tariff_keeps_the_one_it_replaces(tmp_path: Path) -> None:
+    current = city_tariff()
+    future = dataclasses.replace(
+        current, version=2, effective_from=datetime(2026, 12, 1, tzinfo=UTC)
+    )
+    store = open_store(tmp_path)
+    for version, tariff in ((3, current), (4, future)):
+        payload = encode_tariff(tariff)
+        package = sign_package(
+            PackageKind.TARIFF, version, None, hashlib.sha256(payload).digest(), payload, SERVER_KEY
+        )
+        store.apply_package(package, [SERVER_KEY.verify_key], version)
+    store.close()
+    store = open_store(tmp_path)
+    held = store.caches
+    assert held.tariff is not None
+    assert held.previous_tariff is not None
+    assert (held.tariff.version, held.previous_tariff.version) == (4, 3)
+    in_force = held.tariff_at(MORNING_MS)
+    assert in_force is not None
+    assert in_force.version == 3
     store.close()

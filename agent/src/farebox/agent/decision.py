@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from farebox.agent.fares import provisional_fare
 from farebox.agent.policy import ClockPolicy, Policy, StalePolicy
@@ -41,6 +41,7 @@ from farebox.protocol.records import (
 )
 from farebox.protocol.tariffs.errors import NoFareError
 from farebox.protocol.tariffs.journey import Rider
+from farebox.protocol.tariffs.tariff import Tariff
 from farebox.protocol.tickets import cwt, ticket
 from farebox.protocol.tickets.issuers import IssuerKeySet
 from farebox.protocol.tickets.ticket import Ticket
@@ -120,7 +121,8 @@ def decide(
 ) -> Decision:
     """Decide a tap; every outcome, including each denial, is a returned `Decision`."""
     who = identify(presentation)
-    verdict = _Verdict(who, caches, policy)
+    tariff = caches.tariff_at(now.time_ms)
+    verdict = _Verdict(who, caches, policy, 0 if tariff is None else tariff.version)
     if not _in_service(caches.config.value if caches.config else {}):
         return verdict.deny(Reason.OUT_OF_SERVICE)
     if presentation.clash:
@@ -156,7 +158,9 @@ def decide(
         verdict = verdict.flagged(STALE_STOPLIST)
     if held is not None and history.ticket_uses >= held.uses:
         return verdict.deny(Reason.ALREADY_USED if held.uses == 1 else Reason.INSUFFICIENT_PRODUCT)
-    return _priced(verdict, presentation, caches, history, now, location, held)
+    if tariff is None:
+        return verdict.deny(Reason.NO_TARIFF)
+    return _priced(verdict, tariff.value, history, now, location, held)
 
 
 def _in_service(config: Mapping[str, object]) -> bool:
@@ -197,16 +201,12 @@ def _retap(taps: tuple[PastTap, ...], time_ms: int, policy: Policy) -> PastTap |
 
 def _priced(
     verdict: _Verdict,
-    presentation: Presentation,
-    caches: Caches,
+    tariff: Tariff,
     history: LocalHistory,
     now: Now,
     location: Location,
     held: Ticket | None,
 ) -> Decision:
-    if caches.tariff is None:
-        return verdict.deny(Reason.NO_TARIFF)
-    tariff = caches.tariff.value
     media = verdict.policy.media_id(verdict.who.media)
     try:
         if held is not None:
@@ -240,10 +240,11 @@ class _Verdict:
     who: Identity
     caches: Caches
     policy: Policy
+    tariff_version: int
     flags: tuple[str, ...] = ()
 
     def flagged(self, flag: str) -> _Verdict:
-        return _Verdict(self.who, self.caches, self.policy, (*self.flags, flag))
+        return replace(self, flags=(*self.flags, flag))
 
     def _tap(
         self,
@@ -263,7 +264,7 @@ class _Verdict:
             fare=fare,
             product=product,
             category=category,
-            tariff_version=self.caches.tariff.version if self.caches.tariff else 0,
+            tariff_version=self.tariff_version,
             stoplist_version=self.caches.stoplist.version,
             flags=tuple(sorted({*self.flags, *extra})),
         )

@@ -13,6 +13,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from farebox.agent.errors import CacheError, FullPackageNeededError
@@ -23,11 +24,13 @@ from farebox.protocol.errors import PackageError, ProtocolError
 from farebox.protocol.keys import VerifyKey
 from farebox.protocol.packages import Package, PackageKind
 from farebox.protocol.stoplist import decode_stoplist_change
-from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.tariff import Tariff, in_force
 from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.protocol.tickets.issuers import IssuerKeySet
 
 T = TypeVar("T")
+# The row holding the tariff that the newest one replaces (see `Caches.tariff_at`).
+PREVIOUS_TARIFF = "tariff.previous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,14 @@ class Caches:
     tariff: Cached[Tariff] | None = None
     issuers: Cached[IssuerKeySet] | None = None
     config: Cached[Mapping[str, object]] | None = None
+    previous_tariff: Cached[Tariff] | None = None
+
+    def tariff_at(self, time_ms: int) -> Cached[Tariff] | None:
+        """The tariff in force at `time_ms`: a tariff package may be sent before the day it
+        takes effect, so the one it replaces is kept and prices taps until then."""
+        held = [c for c in (self.tariff, self.previous_tariff) if c is not None]
+        chosen = in_force((c.value for c in held), datetime.fromtimestamp(time_ms / 1000, UTC))
+        return next((c for c in held if c.value is chosen), None)
 
     def versions(self) -> dict[str, int]:
         return {
@@ -74,16 +85,19 @@ def parse_config(payload: bytes) -> Mapping[str, object]:
 
 def load(conn: sqlite3.Connection) -> Caches:
     """The caches in force, as the database holds them."""
-    caches = Caches()
+    caches, previous = Caches(), None
     rows = conn.execute("SELECT kind, version, checksum, payload, applied_ms FROM caches")
     try:
         for kind, version, checksum, payload, applied_ms in rows:
+            if kind == PREVIOUS_TARIFF:
+                previous = Cached(version, decode_tariff(bytes(payload)), applied_ms)
+                continue
             caches = _with(
                 caches, PackageKind(kind), version, bytes(checksum), bytes(payload), applied_ms
             )
     except (ProtocolError, ValueError) as error:
         raise CacheError(f"a cached package no longer parses: {error}") from None
-    return caches
+    return replace(caches, previous_tariff=previous)
 
 
 def _with(
@@ -133,12 +147,20 @@ def apply_package(
             payload, checksum = package.payload, hashlib.sha256(package.payload).digest()
             package.check_result(checksum)
             new = _with(caches, package.kind, package.version, checksum, payload, now_ms)
+            if package.kind is PackageKind.TARIFF:
+                new = replace(new, previous_tariff=caches.tariff)
     except PackageError as error:
         raise FullPackageNeededError(str(error)) from None
     except (ProtocolError, ValueError) as error:
         raise CacheError(f"{package.kind} {package.version} refused: {error}") from None
     try:
         with transaction(conn):
+            if package.kind is PackageKind.TARIFF:
+                conn.execute(
+                    "INSERT OR REPLACE INTO caches "
+                    "SELECT ?, version, checksum, payload, applied_ms FROM caches WHERE kind = ?",
+                    (PREVIOUS_TARIFF, PackageKind.TARIFF.value),
+                )
             conn.execute(
                 "INSERT INTO caches (kind, version, checksum, payload, applied_ms) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET "
