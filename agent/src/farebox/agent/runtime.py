@@ -137,7 +137,11 @@ class Runtime:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; then finish the tap in progress and close down."""
         loop = asyncio.get_running_loop()
-        self._offset_ms = await self.on_store(self.store.clock_offset_ms)
+        try:
+            self._offset_ms = await self.on_store(self.store.clock_offset_ms)
+        except AgentError as error:
+            # Unknown drift is not a reason to stop: the clock is then judged on its own.
+            log.warning("clock offset unknown: %s", error)
         try:
             await self.on_store(self._record_event, Event.of(EventKind.BOOT, pid=os.getpid()))
             self._set_service(Service.IN_SERVICE, "ready")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from farebox.agent.config import AgentConfig
+from farebox.agent.errors import StoreError
 from farebox.agent.policy import assess_clock
 from farebox.agent.store import journal
 from farebox.agent.store.database import read_meta
@@ -75,7 +76,7 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
     if not path.exists():
         report["journal"] = None
         return report
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
     try:
         acked = journal.acked_cursor(conn, config.device_id)
         head = journal.head(conn, config.device_id)
@@ -95,6 +96,8 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
             conn.execute("PRAGMA page_count").fetchone()[0]
             * conn.execute("PRAGMA page_size").fetchone()[0]
         )
+    except sqlite3.Error as error:
+        raise StoreError(f"cannot read {path}: {error}") from None
     finally:
         conn.close()
     policy = config.policy

@@ -160,10 +160,18 @@ class Store:
             raise StoreError(f"cannot {what}: {error}") from None
 
     def recent(self, token: str, since_ms: int) -> tuple[PastTap, ...]:
-        return history.recent(self._conn, token, since_ms)
+        """The token's remembered taps since `since_ms`; on the tap path, so a failure to read
+        is a journal failure like a failure to write."""
+        try:
+            return history.recent(self._conn, token, since_ms)
+        except sqlite3.Error as error:
+            raise JournalUnavailableError(f"cannot read rider history: {error}") from None
 
     def ticket_uses(self, ticket_id: bytes) -> int:
-        return history.ticket_uses(self._conn, ticket_id)
+        try:
+            return history.ticket_uses(self._conn, ticket_id)
+        except sqlite3.Error as error:
+            raise JournalUnavailableError(f"cannot read ticket uses: {error}") from None
 
     def pending(self, limit: int) -> list[EncodedRecord]:
         """Up to `limit` records the server has not acknowledged, oldest first."""
@@ -216,7 +224,10 @@ class Store:
 
     def clock_offset_ms(self) -> int | None:
         """The server's clock minus ours as last measured by a sync, if ever."""
-        value = read_meta(self._conn, "clock_offset_ms")
+        try:
+            value = read_meta(self._conn, "clock_offset_ms")
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot read the clock offset: {error}") from None
         return None if value is None else int(value)
 
     def set_clock_offset_ms(self, offset_ms: int) -> None:
