@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,10 +11,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from farebox.agent.presentation import CardTechnology, Media, Presentation, ReadTime
 from farebox.agent.store.caches import Cached, Caches
+from farebox.agent.store.state import Store
 from farebox.agent.store.stoplist import StoplistIndex
+from farebox.protocol import cbor
+from farebox.protocol.keys import SigningKey
+from farebox.protocol.packages import PackageKind, sign_package
 from farebox.protocol.stoplist import StoplistChange
 from farebox.protocol.tariffs.native import load_tariff
 from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.wire import encode_tariff
 from farebox.protocol.tickets import ticket
 from farebox.protocol.tickets.issuers import IssuerKey, IssuerKeySet
 from farebox.protocol.tickets.ticket import Ticket
@@ -96,3 +102,20 @@ def caches(
         issuers=Cached(2, issuers(), 0),
     )
     return replace(built, config=Cached(1, config, 0)) if config is not None else built
+
+
+PACKAGE_KEY = SigningKey.from_seed(b"\x5e" * 32)
+
+
+def install_packages(database: Path, device: str) -> None:
+    """Apply the city tariff and the QR issuer keys to a state database, as a sync would."""
+    tariff = encode_tariff(city_tariff())
+    keyset = cbor.encode(issuers().to_wire())  # type: ignore[arg-type]
+    store = Store.open(database, device, lock_timeout_ms=1000)
+    try:
+        for kind, payload in ((PackageKind.TARIFF, tariff), (PackageKind.KEYSET, keyset)):
+            digest = hashlib.sha256(payload).digest()
+            package = sign_package(kind, 1, None, digest, payload, PACKAGE_KEY)
+            store.apply_package(package, [PACKAGE_KEY.verify_key], 0)
+    finally:
+        store.close()

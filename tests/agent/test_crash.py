@@ -5,7 +5,6 @@ journal exactly once, no token is journalled twice, and the chain verifies."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import random
 import signal
@@ -20,11 +19,8 @@ from pathlib import Path
 import pytest
 
 from farebox.agent.store.state import Store
-from farebox.protocol.keys import SigningKey
-from farebox.protocol.packages import PackageKind, sign_package
 from farebox.protocol.records import Outcome, Tap
-from farebox.protocol.tariffs.wire import encode_tariff
-from tests.agent.builders import city_tariff
+from tests.agent.builders import install_packages
 
 DEVICE = "bus-017"
 WORKERS = 3
@@ -55,14 +51,7 @@ target = "-"
 def prepare(directory: Path) -> Path:
     """A state directory whose store holds the city tariff, and its config file."""
     directory.mkdir()
-    key = SigningKey.from_seed(b"\x5e" * 32)
-    payload = encode_tariff(city_tariff())
-    package = sign_package(
-        PackageKind.TARIFF, 1, None, hashlib.sha256(payload).digest(), payload, key
-    )
-    store = Store.open(directory / "agent.db", DEVICE, lock_timeout_ms=1000)
-    store.apply_package(package, [key.verify_key], 0)
-    store.close()
+    install_packages(directory / "agent.db", DEVICE)
     config = directory / "agent.toml"
     config.write_text(CONFIG.format(directory=directory))
     return config
@@ -170,3 +159,28 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
     assert sum(kills for kills, _ in results) >= 100
     # Enough kills must land between two taps of a stream for the test to mean something.
     assert sum(midstream for _, midstream in results) >= 20
+
+
+@pytest.mark.integration
+def test_sigterm_finishes_cleanly_with_every_shown_tap_journalled(tmp_path: Path) -> None:
+    config = prepare(tmp_path / "agent")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert agent.stdin is not None
+    assert agent.stdout is not None
+    tokens = [f"nfc:77{n:06x}" for n in range(20)]
+    agent.stdin.write("".join(f"nfc {t.removeprefix('nfc:')}\n" for t in tokens))
+    agent.stdin.flush()
+    shown = [agent.stdout.readline() for _ in tokens]
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(10) == 0
+    agent.stdin.close()
+    agent.stdout.close()
+    accepted = {line.split("token=")[1].split()[0] for line in shown if line.startswith("ACCEPT")}
+    assert accepted == set(tokens)
+    assert check_journal(tmp_path / "agent", accepted) == len(tokens)

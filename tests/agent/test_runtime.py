@@ -16,7 +16,7 @@ from farebox.agent.status import read_runtime
 from farebox.agent.store.state import Store
 from farebox.agent.systemd import Notifier
 from farebox.protocol.records import EventKind, Location, Reason
-from tests.agent.builders import card
+from tests.agent.builders import MORNING_MS, card, install_packages, qr_ticket, scan
 from tests.agent.harness import agent_config, start_agent, until
 
 
@@ -164,3 +164,22 @@ async def test_ready_and_watchdog_are_sent_and_withheld_while_the_tap_loop_is_st
     await agent.shutdown()
     assert any(b"STOPPING=1" in m for m in drain())
     listener.close()
+
+
+async def test_a_single_ride_ticket_validates_once(tmp_path: Path) -> None:
+    config = agent_config(tmp_path)
+    install_packages(config.state.database, "bus-017")
+    agent = await start_agent(config)
+    text = qr_ticket(valid_until_ms=MORNING_MS + 3 * 3_600_000)
+    agent.reader.feed(
+        [scan(text), scan(text, MORNING_MS + 20_000), scan(text, MORNING_MS + 120_000)]
+    )
+    await until(lambda: agent.runtime.taps_handled == 3)
+    await agent.shutdown()
+    first, again, later = agent.feedback.taps
+    assert (first.accepted, first.display) == (True, "OK 200.00 KZT")
+    assert (again.accepted, again.display) == (True, "OK")  # a re-tap: shown OK, not charged
+    assert (later.accepted, later.reason) == (False, Reason.ALREADY_USED)
+    store = Store.open(config.state.database, "bus-017", lock_timeout_ms=1000)
+    assert store.ticket_uses(b"T-0001") == 1
+    store.close()
