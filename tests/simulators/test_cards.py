@@ -64,7 +64,7 @@ def test_an_iso_dep_card_answers_only_applications_it_has() -> None:
         (CardTechnology.TYPE2, bytes(4), None, "7-byte UID"),
         (CardTechnology.TYPE3, bytes(7), None, "8-byte UID"),
         (CardTechnology.TYPE3, b"\x01\xfe" + bytes(6), None, "peer-to-peer"),
-        (CardTechnology.TYPE2, UID7, b"x", "only a Type 4 card"),
+        (CardTechnology.TYPE2, UID7, b"x", "only a Type 4 card answers"),
     ],
 )
 def test_impossible_cards_are_refused(
@@ -72,6 +72,16 @@ def test_impossible_cards_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=reason):
         Card(technology, uid, apdu=apdu)
+
+
+@pytest.mark.parametrize(
+    ("technology", "uid"), [(CardTechnology.TYPE2, UID7), (CardTechnology.TYPE4, UID7)]
+)
+def test_only_a_type_4_card_with_a_4_byte_pupi_speaks_nfc_b(
+    technology: CardTechnology, uid: bytes
+) -> None:
+    with pytest.raises(ValueError, match="NFC-B"):
+        Card(technology, uid, type_b=True)
 
 
 def test_card_files_hold_one_card_or_a_list(tmp_path: Path) -> None:

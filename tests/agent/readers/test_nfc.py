@@ -29,6 +29,7 @@ TICKET = b"FB1:6BF-ticket-text"
 TYPE2 = Card(CardTechnology.TYPE2, bytes.fromhex("04a1b2c3d4e5f6"), TICKET)
 TYPE3 = Card(CardTechnology.TYPE3, bytes.fromhex("012e4cd1a2b3c4d5"), TICKET)
 TYPE4 = Card(CardTechnology.TYPE4, bytes.fromhex("08112233"), None, apdu=b"pass-bytes")
+TYPE4B = Card(CardTechnology.TYPE4, bytes.fromhex("0a0b0c0d"), TICKET, type_b=True)
 BRTY = {CardTechnology.TYPE2: "106A", CardTechnology.TYPE3: "212F", CardTechnology.TYPE4: "106A"}
 
 
@@ -55,11 +56,14 @@ async def tap(collector: Collector, emulator: CardEmulator, card: Card) -> Prese
     return event
 
 
-@pytest.mark.parametrize("card", [TYPE2, TYPE3, TYPE4], ids=lambda card: card.technology)
+@pytest.mark.parametrize(
+    "card", [TYPE2, TYPE3, TYPE4, TYPE4B], ids=["type2", "type3", "type4a", "type4b"]
+)
 async def test_each_card_type_gives_uid_technology_and_payload(
     run_reader: RunReader, emulator: CardEmulator, card: Card
 ) -> None:
-    reader = reader_for(emulator, card.technology)
+    target = "106B" if card.type_b else BRTY[card.technology]
+    reader = NfcReader("bus-7", emulator.path, targets=(target,), backoff=FAST)
     collector = run_reader(reader)
     await wait_for_health(reader, HealthState.READY)
     presentation = await tap(collector, emulator, card)

@@ -18,7 +18,6 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -44,13 +43,15 @@ class Card:
     """A card to tap: its technology, UID (IDm for Type 3) and farebox payload, if any.
 
     `payload` is written as the farebox NDEF record; `apdu` (Type 4 only) is what the
-    card answers to SELECT of the farebox application.
+    card answers to SELECT of the farebox application. A Type 4 card speaks NFC-A unless
+    `type_b` is set: then its `uid` is its 4-byte PUPI.
     """
 
     technology: CardTechnology
     uid: bytes
     payload: bytes | None = None
     apdu: bytes | None = None
+    type_b: bool = False
 
     def __post_init__(self) -> None:
         if len(self.uid) not in _UID_LENGTHS[self.technology]:
@@ -60,17 +61,20 @@ class Card:
             raise ValueError("an IDm starting 01FE marks a peer-to-peer device, not a card")
         if self.apdu is not None and self.technology is not CardTechnology.TYPE4:
             raise ValueError("only a Type 4 card answers APDUs")
+        if self.type_b and (self.technology is not CardTechnology.TYPE4 or len(self.uid) != 4):
+            raise ValueError("only a Type 4 card speaks NFC-B, with a 4-byte PUPI")
         self.emulation()  # fails now, not mid-tap, if the payload does not fit
 
     @classmethod
-    def from_json(cls, value: dict[str, str]) -> Card:
-        """A card from `{"technology", "uid" (hex), "payload" (text), "apdu" (hex)}`."""
+    def from_json(cls, value: dict[str, str | bool]) -> Card:
+        """A card from `{"technology", "uid" (hex), "payload" (text), "apdu" (hex), "type_b"}`."""
         payload, apdu = value.get("payload"), value.get("apdu")
         return cls(
-            CardTechnology(value["technology"]),
-            bytes.fromhex(value["uid"]),
-            None if payload is None else payload.encode(),
-            None if apdu is None else bytes.fromhex(apdu),
+            CardTechnology(str(value["technology"])),
+            bytes.fromhex(str(value["uid"])),
+            None if payload is None else str(payload).encode(),
+            None if apdu is None else bytes.fromhex(str(apdu)),
+            value.get("type_b") is True,
         )
 
     def ndef_message(self) -> bytes:
@@ -175,16 +179,17 @@ class CardEmulator:
         if brty == b"106A":
             reply = self._type_a(frame, address)
         elif brty == b"212F" and frame[1:2] == b"\x00" and address not in self._sessions:
-            reply = self._start(address, (CardTechnology.TYPE3,), frame)
+            felica = [card for card in self._field if card.technology is CardTechnology.TYPE3]
+            reply = self._start(address, felica, frame)
+        elif brty == b"106B":
+            reply = self._type_b(frame, address)
         else:
             session = self._sessions.get(address)
             reply = None if session is None else session.emulation.answer(frame)
         return None if reply is None else brty + b" " + reply.hex().encode()
 
-    def _start(
-        self, address: Address, kinds: Sequence[CardTechnology], frame: bytes
-    ) -> bytes | None:
-        candidates = [card for card in self._field if card.technology in kinds]
+    def _start(self, address: Address, candidates: list[Card], frame: bytes) -> bytes | None:
+        """Open a field session with one of `candidates`, answering its first frame."""
         if not candidates:
             return None
         self._rounds += 1
@@ -193,12 +198,26 @@ class CardEmulator:
         self._sessions[address] = session
         if isinstance(session.emulation, Type3Card):
             return session.emulation.polled(frame)
+        if card.type_b:
+            # SENSB_RES: PUPI, no application data, 106 kbps only, FSCI 8 and ISO 14443-4,
+            # FWI 8: the same frame size and waiting time as the NFC-A card's ATS.
+            return b"\x50" + card.uid + bytes(4) + b"\x00\x81\x80"
         return b"\x44\x00" if len(card.uid) == 7 else b"\x04\x00"  # SENS_RES (ATQA)
+
+    def _type_b(self, frame: bytes, address: Address) -> bytes | None:
+        if frame[:1] == b"\x05" and len(frame) == 3:  # SENSB_REQ / ALLB_REQ
+            return self._start(address, [card for card in self._field if card.type_b], frame)
+        session = self._sessions.get(address)
+        if session is None:
+            return None
+        if frame[:1] == b"\x1d" and frame[1:5] == session.card.uid:  # ATTRIB: no CID
+            return b"\x00"
+        return session.emulation.answer(frame)
 
     def _type_a(self, frame: bytes, address: Address) -> bytes | None:
         if frame in (b"\x26", b"\x52"):  # REQA / WUPA
-            kinds = (CardTechnology.TYPE2, CardTechnology.TYPE4)
-            return self._start(address, kinds, frame)
+            nfc_a = [card for card in self._field if _speaks_nfc_a(card)]
+            return self._start(address, nfc_a, frame)
         session = self._sessions.get(address)
         if session is None:
             return None
@@ -212,6 +231,10 @@ class CardEmulator:
                 last = level == len(session.cascade) - 1
                 return bytes([_SAK[session.card.technology] if last else 0x04])
         return session.emulation.answer(frame)
+
+
+def _speaks_nfc_a(card: Card) -> bool:
+    return card.technology is not CardTechnology.TYPE3 and not card.type_b
 
 
 def _cascade(uid: bytes) -> list[bytes]:
@@ -233,6 +256,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--technology", choices=[kind.value for kind in CardTechnology], default="type2"
     )
+    parser.add_argument("--type-b", action="store_true", help="a Type 4 card on NFC-B")
     parser.add_argument("--payload", help="farebox payload (a ticket text) on the card")
     parser.add_argument("--file", type=Path, help="JSON file of cards to tap in order")
     parser.add_argument("--clash", action="store_true", help="hold all cards at once")
@@ -247,7 +271,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     cards = load_cards(args.file) if args.file else []
     if args.uid:
         payload = None if args.payload is None else args.payload.encode()
-        cards.append(Card(CardTechnology(args.technology), bytes.fromhex(args.uid), payload))
+        technology, uid = CardTechnology(args.technology), bytes.fromhex(args.uid)
+        cards.append(Card(technology, uid, payload, type_b=args.type_b))
     if not cards:
         raise SystemExit("farebox-sim card: give --uid or --file")
     host, _, port = args.udp.rpartition(":")
