@@ -21,11 +21,14 @@ class Clock:
     def __init__(self, start: datetime) -> None:
         self.now_ms = int(start.timestamp() * 1000)
 
+    @classmethod
+    def at_ms(cls, now_ms: int) -> Clock:
+        clock = cls(datetime(1970, 1, 1, tzinfo=UTC))
+        clock.now_ms = now_ms
+        return clock
+
     def __call__(self) -> int:
         return self.now_ms
-
-    def set(self, moment: datetime) -> None:
-        self.now_ms = int(moment.timestamp() * 1000)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
