@@ -1,0 +1,55 @@
+"""Several server processes sharing one PostgreSQL never post a tap twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.store import Session, open_store
+from tests.server.conftest import ALMATY
+from tests.server.posting_worker import BATCH_SIZE, BATCHES
+
+pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def test_two_processes_posting_the_same_batches_at_once(postgres_dsn: str) -> None:
+    start_at = time.time() + 5  # both workers are imported and connected by then
+    workers = [
+        await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "tests.server.posting_worker", postgres_dsn),
+            *(str(start_at), order),
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for order in ("forward", "backward")
+    ]
+    results = []
+    for worker in workers:
+        out, err = await asyncio.wait_for(worker.communicate(), timeout=180)
+        assert worker.returncode == 0, err.decode()
+        results.append(json.loads(out))
+
+    total = BATCHES * BATCH_SIZE
+    assert all(r["fresh"] + r["repeated"] == total for r in results)
+    assert sum(r["fresh"] for r in results) == total  # each tap posted by exactly one
+    assert min(r["fresh"] for r in results) > 0, results  # both worked at the same time
+
+    store = await open_store(postgres_dsn)
+    try:
+
+        async def fares(session: Session) -> int:
+            ((count,),) = await session.fetch("SELECT count(*) FROM transfers WHERE kind = 'fare'")
+            return int(count)
+
+        assert await store.run(fares) == total
+        assert await Ledger(store, ALMATY).violations() == []
+    finally:
+        await store.close()
