@@ -15,7 +15,7 @@ from farebox.agent.runtime import LocationChange, Service
 from farebox.agent.status import read_runtime
 from farebox.agent.store.state import Store
 from farebox.agent.systemd import Notifier
-from farebox.protocol.records import EventKind, Location, Reason
+from farebox.protocol.records import ClockState, EventKind, Location, Reason
 from tests.agent.builders import MORNING_MS, card, install_packages, qr_ticket, scan
 from tests.agent.harness import agent_config, start_agent, until
 
@@ -183,3 +183,23 @@ async def test_a_single_ride_ticket_validates_once(tmp_path: Path) -> None:
     store = Store.open(config.state.database, "bus-017", lock_timeout_ms=1000)
     assert store.ticket_uses(b"T-0001") == 1
     store.close()
+
+
+async def test_a_clock_the_last_sync_found_drifting_follows_the_clock_policy(
+    tmp_path: Path,
+) -> None:
+    config = agent_config(tmp_path, policy={"max_drift_s": 60})
+    install_packages(config.state.database, "bus-017")
+    store = Store.open(config.state.database, "bus-017", lock_timeout_ms=1000)
+    store.set_clock_offset_ms(10 * 60_000)  # the server was ten minutes ahead
+    store.close()
+    agent = await start_agent(config)
+    agent.reader.feed([card(b"\x01\x01\x01\x01")])
+    await until(lambda: agent.runtime.taps_handled == 1)
+    await agent.shutdown()
+    (tap,) = agent.feedback.taps
+    assert tap.reason is Reason.CLOCK_UNSET
+    store = Store.open(config.state.database, "bus-017", lock_timeout_ms=1000)
+    record = store.pending(10)[-1].record
+    store.close()
+    assert record.clock is ClockState.DRIFTING

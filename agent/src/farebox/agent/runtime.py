@@ -119,11 +119,6 @@ class Runtime:
         """True while a tap or location change is being handled."""
         return self._busy_since is not None
 
-    @property
-    def queued(self) -> int:
-        """Presentations and location changes waiting for the tap loop."""
-        return self._queue.qsize()
-
     async def wait_ready(self) -> None:
         await self._ready.wait()
 

@@ -20,7 +20,6 @@ from farebox.agent.config import AgentConfig
 from farebox.agent.errors import StoreError
 from farebox.agent.policy import assess_clock
 from farebox.agent.store import journal
-from farebox.agent.store.database import read_meta
 from farebox.protocol.packages import PackageKind
 
 RUNTIME_FILE = "runtime.json"
@@ -78,9 +77,7 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
         return report
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
     try:
-        acked = journal.acked_cursor(conn, config.device_id)
-        head = journal.head(conn, config.device_id)
-        depth = journal.depth(conn, acked.seq)
+        held = journal.figures(conn, config.device_id)
         versions: dict[str, object] = {kind.value: None for kind in PackageKind}
         rows = conn.execute("SELECT kind, version, applied_ms, length(payload) FROM caches")
         stoplist_applied = None
@@ -90,12 +87,6 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
                 stoplist_applied = applied_ms
                 entry["tokens"] = size // 8  # one 8-byte key per token
             versions[kind] = entry
-        last_sync = read_meta(conn, "last_sync_ms")
-        offset = read_meta(conn, "clock_offset_ms")
-        pages = (
-            conn.execute("PRAGMA page_count").fetchone()[0]
-            * conn.execute("PRAGMA page_size").fetchone()[0]
-        )
     except sqlite3.Error as error:
         raise StoreError(f"cannot read {path}: {error}") from None
     finally:
@@ -106,21 +97,19 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
         versions=versions,
         stoplist_stale=stale,
         journal={
-            "head_seq": head.seq,
-            "acked_seq": acked.seq,
-            "unsynced": depth.unacked,
-            "oldest_unsynced": iso(depth.oldest_unacked_ms),
-            "kept": depth.kept,
+            "head_seq": held.head_seq,
+            "acked_seq": held.acked_seq,
+            "unsynced": held.unacked,
+            "oldest_unsynced": iso(held.oldest_unacked_ms),
+            "kept": held.kept,
         },
-        last_sync=iso(None if last_sync is None else int(last_sync)),
+        last_sync=iso(held.last_sync_ms),
         clock={
             "now": iso(now_ms),
-            "state": assess_clock(
-                now_ms, None if offset is None else int(offset), policy.max_drift_ms
-            ).value,
-            "offset_ms": None if offset is None else int(offset),
+            "state": assess_clock(now_ms, held.clock_offset_ms, policy.max_drift_ms).value,
+            "offset_ms": held.clock_offset_ms,
         },
-        database_bytes=pages,
+        database_bytes=held.size_bytes,
         disk_free_bytes=shutil.disk_usage(config.state.directory).free,
     )
     return report

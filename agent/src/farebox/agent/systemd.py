@@ -31,10 +31,6 @@ class Notifier:
         usec = environ.get(environment.WATCHDOG_USEC, "")
         self.watchdog_s: float | None = int(usec) / 1e6 if usec.isdigit() and int(usec) else None
 
-    @property
-    def active(self) -> bool:
-        return self._address is not None
-
     def notify(self, *fields: str) -> None:
         if self._address is None:
             return

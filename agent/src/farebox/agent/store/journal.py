@@ -83,20 +83,38 @@ def prune(conn: sqlite3.Connection, acked_before_ms: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Depth:
-    """How much of the journal the server does not hold yet."""
+class Figures:
+    """The journal's state as `status` and the sync heartbeat report it."""
 
+    head_seq: int
+    acked_seq: int
     unacked: int
     oldest_unacked_ms: int | None
     kept: int
+    last_sync_ms: int | None
+    clock_offset_ms: int | None
+    size_bytes: int
 
 
-def depth(conn: sqlite3.Connection, acked_seq: int) -> Depth:
+def figures(conn: sqlite3.Connection, device: str) -> Figures:
+    acked = acked_cursor(conn, device)
     unacked, oldest = conn.execute(
-        "SELECT COUNT(*), MIN(time_ms) FROM journal WHERE seq > ?", (acked_seq,)
+        "SELECT COUNT(*), MIN(time_ms) FROM journal WHERE seq > ?", (acked.seq,)
     ).fetchone()
     kept = conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
-    return Depth(int(unacked), None if oldest is None else int(oldest), int(kept))
+    last_sync, offset = read_meta(conn, "last_sync_ms"), read_meta(conn, "clock_offset_ms")
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    return Figures(
+        head_seq=head(conn, device).seq,
+        acked_seq=acked.seq,
+        unacked=int(unacked),
+        oldest_unacked_ms=None if oldest is None else int(oldest),
+        kept=int(kept),
+        last_sync_ms=None if last_sync is None else int(last_sync),
+        clock_offset_ms=None if offset is None else int(offset),
+        size_bytes=int(pages) * int(size),
+    )
 
 
 def verify(conn: sqlite3.Connection, device: str) -> Cursor:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,19 +28,6 @@ from farebox.protocol.records import ClockState, EncodedRecord, Event, Location,
 T = TypeVar("T")
 # The reserve that acknowledgements and pruning may spend when the journal is full.
 BALLAST_BYTES = 16 * PAGE_SIZE
-
-
-@dataclass(frozen=True, slots=True)
-class StoreFigures:
-    """What `farebox-agent status` reports about the database."""
-
-    head_seq: int
-    acked_seq: int
-    unacked: int
-    oldest_unacked_ms: int | None
-    kept: int
-    last_sync_ms: int | None
-    size_bytes: int
 
 
 class Store:
@@ -208,27 +194,16 @@ class Store:
         """Check the whole kept journal against the chain; return its head."""
         return journal.verify(self._conn, self.device)
 
-    def figures(self) -> StoreFigures:
-        depth = journal.depth(self._conn, self._acked.seq)
-        last_sync = read_meta(self._conn, "last_sync_ms")
-        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
-        return StoreFigures(
-            head_seq=self._cursor.seq,
-            acked_seq=self._acked.seq,
-            unacked=depth.unacked,
-            oldest_unacked_ms=depth.oldest_unacked_ms,
-            kept=depth.kept,
-            last_sync_ms=None if last_sync is None else int(last_sync),
-            size_bytes=int(pages) * PAGE_SIZE,
-        )
+    def figures(self) -> journal.Figures:
+        """Journal depth, last sync, clock offset and size, for status and heartbeats."""
+        try:
+            return journal.figures(self._conn, self.device)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot read the journal's figures: {error}") from None
 
     def clock_offset_ms(self) -> int | None:
         """The server's clock minus ours as last measured by a sync, if ever."""
-        try:
-            value = read_meta(self._conn, "clock_offset_ms")
-        except sqlite3.Error as error:
-            raise StoreError(f"cannot read the clock offset: {error}") from None
-        return None if value is None else int(value)
+        return self.figures().clock_offset_ms
 
     def set_clock_offset_ms(self, offset_ms: int) -> None:
         try:
