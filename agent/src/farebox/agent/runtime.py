@@ -180,6 +180,9 @@ class Runtime:
                     self._busy_since = None
         finally:
             stopper.cancel()
+            if not self._queue.empty():
+                # Never shown, never recorded: the riders saw nothing and will tap again.
+                log.info("stopping with %d presentations unanswered", self._queue.qsize())
 
     # ------------------------------------------------------------ one tap
 
@@ -193,8 +196,7 @@ class Runtime:
         try:
             shown = await self.on_store(self._decide_and_record, item)
         except JournalUnavailableError as error:
-            self._out_of_service(error)
-            self.feedback.show(indications.OUT_OF_SERVICE)
+            self._out_of_service(error)  # shows OUT OF SERVICE for this tap too
             return
         self.taps_handled += 1
         self.feedback.show(shown)
