@@ -27,10 +27,10 @@ from farebox.protocol.errors import (
 )
 from farebox.protocol.heartbeat import decode_heartbeat
 from farebox.protocol.keys import SigningKey
-from farebox.protocol.messages import Batch, decode_message, encode_message
+from farebox.protocol.messages import Batch, RefusalCode, decode_message, encode_message
 from farebox.protocol.packages import decode_package
 from farebox.protocol.records import EncodedRecord, Record, decode_record, encode_record
-from farebox.protocol.session import Accepted, judge
+from farebox.protocol.session import Accepted, Duplicate, Refused, judge
 from farebox.protocol.stoplist import decode_stoplist_change
 from tests.support.strategies import chains, records
 
@@ -150,3 +150,24 @@ def test_chain_verification_finds_every_fork(
     device = record.device
     with pytest.raises(ForkError):
         verify_segment(Cursor.start(device), device, forked)
+
+
+@given(chains(min_size=1, max_size=10), st.data())
+def test_judge_against_any_cursor_and_any_slice(
+    entries: list[EncodedRecord], data: st.DataObject
+) -> None:
+    """The server's verdict for records i..j against a cursor at k, for every i, j, k."""
+    n = len(entries)
+    k = data.draw(st.integers(0, n), label="cursor")
+    i = data.draw(st.integers(1, n), label="first")
+    j = data.draw(st.integers(i, n), label="last")
+    device = entries[0].record.device
+    cursor = Cursor.start(device) if k == 0 else Cursor(k, entries[k - 1].digest)
+    judgement = judge(cursor, _signed(entries[i - 1 : j]), KEY.verify_key)
+    if j <= k:
+        assert judgement == Duplicate(Cursor(j, entries[j - 1].digest))
+    elif i <= k + 1:
+        assert judgement == Accepted(tuple(entries[k:j]), Cursor(j, entries[j - 1].digest))
+    else:
+        assert isinstance(judgement, Refused)
+        assert judgement.code is RefusalCode.GAP

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import cbor2
 import pytest
 
 from farebox.protocol import cbor
@@ -89,4 +90,30 @@ def test_oversized_batches_are_refused_before_parsing_records() -> None:
 )
 def test_malformed_messages_raise_decode_error(wire: dict[str, cbor.Value], message: str) -> None:
     with pytest.raises(DecodeError, match=message):
+        decode_message(cbor.encode(wire))
+
+
+def test_a_batch_holds_consecutive_records_of_one_device() -> None:
+    entries = chain(count=5)
+    good = batch_of(5)
+    skipping = (entries[0], entries[2], entries[3], entries[4])
+    with pytest.raises(InvalidValueError, match="consecutive"):
+        Batch("bus-017", skipping, good.checkpoint)
+    wire = cbor.decode(encode_message(good))
+    assert isinstance(wire, dict)
+    wire["recs"] = [e.raw for e in skipping]
+    with pytest.raises(DecodeError, match="consecutive"):
+        decode_message(cbor.encode(wire))
+
+
+def test_integers_beyond_64_bits_are_refused() -> None:
+    wire = cbor.decode(encode_message(batch_of(1)))
+    assert isinstance(wire, dict)
+    wire["v"] = 2**64  # a bignum tag; our encoder refuses to write one, so cbor2 does
+    with pytest.raises(DecodeError, match="64"):
+        decode_message(cbor2.dumps(wire, canonical=True))
+    with pytest.raises(TypeError, match="64 bits"):
+        cbor.encode(wire)
+    wire["v"] = 2**63  # CBOR's own integer, but beyond any farebox field
+    with pytest.raises(DecodeError, match="64 signed bits"):
         decode_message(cbor.encode(wire))

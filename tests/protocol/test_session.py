@@ -26,6 +26,7 @@ from farebox.protocol.session import (
     Duplicate,
     Halted,
     Refused,
+    Resumed,
     Rewind,
     Uploader,
     UploaderState,
@@ -102,34 +103,58 @@ def test_a_lost_ack_resends_and_the_server_posts_nothing_twice() -> None:
     assert [e.record.seq for e in judgement.new] == [9, 10, 11, 12]
 
 
-def test_a_server_that_lost_acknowledged_records_halts_the_device() -> None:
+def test_a_server_restored_from_a_backup_gets_the_lost_records_again() -> None:
     journal = chain(count=10)
     server = Server()
-    server.receive(signed_batch(journal[:2]))
-    # The device had 3 acknowledged; the server, restored from a backup, holds only 2.
-    uploader = Uploader(DEVICE, Cursor(3, journal[2].digest))
-    batch = uploader.next_batch(journal[3:], KEY, MORNING_MS)
+    server.receive(signed_batch(journal[:6]))
+    uploader = Uploader(DEVICE, Cursor(6, journal[5].digest))
+    server.cursor, server.stored = Cursor(2, journal[1].digest), server.stored[:2]
+    batch = uploader.next_batch(journal[6:], KEY, MORNING_MS)
     assert batch is not None
     reply = server.receive(batch)
     assert isinstance(reply, Refusal)
     assert reply.code is RefusalCode.GAP
     event = uploader.receive(reply)
-    assert isinstance(event, Halted)  # the server holds less than it acknowledged: alarm
-
-
-def test_a_device_ahead_of_a_lost_cursor_is_told_to_rewind() -> None:
-    journal = chain(count=10)
-    server = Server()
-    server.receive(signed_batch(journal[:3]))
-    uploader = Uploader(DEVICE, Cursor(2, journal[1].digest))
-    batch = signed_batch(journal[5:8])
-    refused = judge(server.cursor, batch, KEY.verify_key)
-    assert isinstance(refused, Refused)
-    assert refused.code is RefusalCode.GAP
-    assert uploader.next_batch(journal[2:], KEY, MORNING_MS) is not None
-    event = uploader.receive(Refusal(DEVICE, RefusalCode.GAP, "expected 4", server.cursor))
     assert event == Rewind(server.cursor)
-    assert uploader.state is UploaderState.IDLE
+    assert uploader.state is UploaderState.REWINDING
+    assert uploader.rewind(journal[1].digest) == Resumed(server.cursor)
+    while batch := uploader.next_batch(journal[uploader.acked.seq :], KEY, MORNING_MS):
+        assert isinstance(uploader.receive(server.receive(batch)), Acknowledged)
+    assert server.stored == journal
+
+
+def test_a_rewind_to_a_pruned_or_different_record_halts() -> None:
+    journal = chain(count=4)
+    uploader = Uploader(DEVICE, Cursor(3, journal[2].digest))
+    assert uploader.next_batch(journal[3:], KEY, MORNING_MS) is not None
+    lost = Cursor(1, journal[0].digest)
+    assert uploader.receive(Refusal(DEVICE, RefusalCode.GAP, "expected 2", lost)) == Rewind(lost)
+    assert isinstance(uploader.rewind(None), Halted)
+    assert uploader.state is UploaderState.HALTED
+
+
+def test_a_gap_claimed_past_the_acked_cursor_halts_instead_of_skipping_records() -> None:
+    journal = chain(count=10)
+    uploader = Uploader(DEVICE, Cursor.start(DEVICE))
+    assert uploader.next_batch(journal[:3], KEY, MORNING_MS) is not None
+    forged = Refusal(DEVICE, RefusalCode.GAP, "expected 10", Cursor(9, bytes(32)))
+    assert isinstance(uploader.receive(forged), Halted)
+    with pytest.raises(LocalProtocolError, match="no rewind pending"):
+        uploader.rewind(bytes(32))
+
+
+def test_a_shorter_resend_after_a_lost_ack_is_acked_at_its_own_end() -> None:
+    journal = chain(count=12)
+    server = Server()
+    server.receive(signed_batch(journal[:10]))  # the ack of this one was lost
+    uploader = Uploader(DEVICE, Cursor.start(DEVICE), max_records=4)
+    batch = uploader.next_batch(journal, KEY, MORNING_MS)
+    assert batch is not None
+    event = uploader.receive(server.receive(batch))
+    assert event == Acknowledged(Cursor(4, journal[3].digest), MORNING_MS)
+    while batch := uploader.next_batch(journal[uploader.acked.seq :], KEY, MORNING_MS):
+        assert isinstance(uploader.receive(server.receive(batch)), Acknowledged)
+    assert server.stored == journal
 
 
 def test_a_forged_signature_and_a_forked_chain_are_refused() -> None:

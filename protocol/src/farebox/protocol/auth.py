@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from farebox.protocol.keys import SIGNATURE_SIZE, SigningKey, VerifyKey
 from farebox.protocol.records import check_device_id, check_time_ms
 
 REQUEST_DOMAIN = b"farebox/request/v1\x00"
+_DECIMAL = re.compile(r"[0-9]{1,16}", re.ASCII)
 NONCE_SIZE = 16
 # Five minutes either side: wide enough for a bus whose clock drifts between depot visits,
 # narrow enough that the server's nonce memory stays small.
@@ -66,6 +68,8 @@ class RequestProof:
         if missing:
             raise DecodeError(f"request is not signed: missing {', '.join(missing)}")
         try:
+            if not _DECIMAL.fullmatch(headers[HEADER_TIME]):
+                raise ValueError(f"{HEADER_TIME} must be decimal milliseconds")
             return cls(
                 device=headers[HEADER_DEVICE],
                 time_ms=int(headers[HEADER_TIME]),

@@ -32,7 +32,9 @@ Value: TypeAlias = (
     | None
 )
 
-_SCALARS = frozenset({int, bytes, str, bool, type(None)})
+_PLAIN = frozenset({bytes, str, bool, type(None)})
+# CBOR's own integers (major types 0 and 1); anything larger needs a bignum tag.
+_INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
 
 
 class _ForeignItemError(Exception):
@@ -46,8 +48,12 @@ def _encoded_key(key: object) -> bytes:
 
 
 @functools.lru_cache(maxsize=1024)
-def _key_order(keys: tuple[object, ...]) -> tuple[object, ...]:
-    """`keys` sorted by their encoded bytes; cached, since messages repeat their key sets."""
+def _key_order(keys: tuple[object, ...], _types: tuple[type, ...]) -> tuple[object, ...]:
+    """`keys` sorted by their encoded bytes; cached, since messages repeat their key sets.
+
+    The key types are part of the cache key because `(True,) == (1,)`: without them a
+    bool key could borrow an int key's cached order and slip past the type check.
+    """
     return tuple(sorted(keys, key=_encoded_key))
 
 
@@ -60,17 +66,22 @@ def _ordered(value: object) -> object:
     cbor2's canonical mode, and the decoder pays this on every record it checks.
     """
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in _PLAIN:
         return value
+    if kind is int:
+        if _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
+            return value
+        raise _ForeignItemError("integer beyond 64 bits (bignum tags are not allowed)")
     if kind is dict:
         mapping: dict[object, object] = value  # type: ignore[assignment]
+        keys = tuple(mapping)
         return {
-            key: item if type(item := mapping[key]) in _SCALARS else _ordered(item)
-            for key in _key_order(tuple(mapping))
+            key: item if type(item := mapping[key]) in _PLAIN else _ordered(item)
+            for key in _key_order(keys, tuple(map(type, keys)))
         }
     if kind is list or kind is tuple:
         items: list[object] = value  # type: ignore[assignment]
-        return [item if type(item) in _SCALARS else _ordered(item) for item in items]
+        return [item if type(item) in _PLAIN else _ordered(item) for item in items]
     raise _ForeignItemError(f"CBOR item of type {kind.__name__} not allowed")
 
 
@@ -92,7 +103,7 @@ def decode(data: bytes, what: str = "message") -> object:
     stream = io.BytesIO(data)
     try:
         value = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, RecursionError, ValueError, OverflowError) as error:
+    except Exception as error:  # noqa: BLE001 - any failure to parse peer bytes is malformed
         raise DecodeError(f"{what}: not well-formed CBOR ({error})") from None
     if stream.tell() != len(data):
         raise DecodeError(f"{what}: {len(data) - stream.tell()} trailing bytes after the item")

@@ -49,6 +49,10 @@ class Batch:
             raise InvalidValueError("a batch holds at least one record")
         if len(self.entries) > MAX_BATCH_RECORDS:
             raise InvalidValueError(f"a batch holds at most {MAX_BATCH_RECORDS} records")
+        first = self.entries[0].record.seq
+        for offset, entry in enumerate(self.entries):
+            if entry.record.device != self.device or entry.record.seq != first + offset:
+                raise InvalidValueError("a batch holds consecutive records of its own device")
         cp = self.checkpoint.checkpoint
         last = self.entries[-1]
         if cp.device != self.device or cp.seq != last.record.seq or cp.head != last.digest:
@@ -87,6 +91,8 @@ class Refusal:
 
     def __post_init__(self) -> None:
         check_device_id(self.device)
+        if not isinstance(self.code, RefusalCode) or not isinstance(self.message, str):
+            raise InvalidValueError("a refusal has a RefusalCode and a text message")
 
 
 Message = Batch | Ack | Refusal

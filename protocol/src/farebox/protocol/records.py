@@ -118,8 +118,14 @@ def _check_text(value: object, what: str, *, optional: bool = False, limit: int 
 
 
 def _check_version(value: object, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidValueError(f"{what} must be a non-negative int, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEQ:
+        raise InvalidValueError(f"{what} must be an int from 0 to 2**63-1, got {value!r}")
+
+
+def _check_kinds(*pairs: tuple[object, type[StrEnum]]) -> None:
+    for value, kind in pairs:
+        if not isinstance(value, kind):
+            raise InvalidValueError(f"expected a {kind.__name__}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +159,12 @@ class Tap:
     flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _check_kinds(
+            (self.media, MediaKind), (self.tap_type, TapType), (self.outcome, Outcome),
+            (self.reason, Reason),
+        )  # fmt: skip
+        if self.fare is not None and not isinstance(self.fare, Money):
+            raise InvalidValueError(f"a fare is Money or None, got {self.fare!r}")
         _check_text(self.token, "token", limit=256)
         _check_text(self.product, "product", optional=True)
         _check_text(self.category, "category", optional=True)
@@ -164,6 +176,8 @@ class Tap:
             raise InvalidValueError("a denied tap carries no fare")
         if self.fare is not None and self.fare.minor < 0:
             raise InvalidValueError("a fare is never negative")
+        if self.fare is not None and self.fare.minor > MAX_SEQ:
+            raise InvalidValueError("a fare must fit in 64 signed bits")
         if any(not isinstance(f, str) or not _CODE.fullmatch(f) for f in self.flags):
             raise InvalidValueError(f"flags must be short lower-case codes, got {self.flags!r}")
         if list(self.flags) != sorted(set(self.flags)):
@@ -178,14 +192,15 @@ class Event:
     detail: tuple[tuple[str, str | int], ...] = ()
 
     def __post_init__(self) -> None:
-        keys = [key for key, _ in self.detail]
-        if keys != sorted(set(keys)):
-            raise InvalidValueError("event detail keys must be sorted and unique")
+        _check_kinds((self.kind, EventKind))
         for key, value in self.detail:
             if not isinstance(key, str) or not _CODE.fullmatch(key):
                 raise InvalidValueError(f"event detail key {key!r} is not a short code")
             if isinstance(value, bool) or not isinstance(value, str | int):
                 raise InvalidValueError(f"event detail {key!r} must be a string or an int")
+        keys = [key for key, _ in self.detail]
+        if keys != sorted(set(keys)):
+            raise InvalidValueError("event detail keys must be sorted and unique")
 
     @classmethod
     def of(cls, kind: EventKind, **detail: str | int) -> Self:

@@ -46,7 +46,12 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Duplicate:
-    """Everything in the batch is held already: answer the same ack, store nothing."""
+    """Everything in the batch is held already: store nothing, ack through `cursor`.
+
+    `cursor` is the batch's own end, which the server holds: a device that resends a
+    shorter batch than the server has seen can check the ack against what it sent, and
+    its next batch overlaps the server's cursor and is judged there.
+    """
 
     cursor: Cursor
 
@@ -73,12 +78,10 @@ def judge(cursor: Cursor, batch: Batch, key: VerifyKey) -> Judgement:
     try:
         if skip > 0:
             if batch.last_seq <= cursor.seq:
-                held = entries[-1] if batch.last_seq == cursor.seq else None
-                if held is not None and held.digest != cursor.head:
+                if batch.last_seq == cursor.seq and entries[-1].digest != cursor.head:
                     raise _fork(cursor, batch.last_seq)
-                # Older than the cursor: the server answers with where it stands.
-                verify_segment(_before(entries[0]), batch.device, entries)
-                return Duplicate(cursor)
+                end = verify_segment(_before(entries[0]), batch.device, entries)
+                return Duplicate(end)
             if entries[skip - 1].digest != cursor.head:
                 raise _fork(cursor, cursor.seq)
         new = entries[max(skip, 0) :]
@@ -102,11 +105,11 @@ def _fork(cursor: Cursor, seq: int) -> ForkError:
     )
 
 
-def answer(device: str, judgement: Judgement, cursor: Cursor, now_ms: int) -> Ack | Refusal:
-    """The message that answers a judged batch; `cursor` is the server's after storing."""
+def answer(device: str, judgement: Judgement, held: Cursor, now_ms: int) -> Ack | Refusal:
+    """The message that answers a judged batch; `held` is the server's cursor for a refusal."""
     if isinstance(judgement, Refused):
-        return Refusal(device, judgement.code, judgement.message, cursor)
-    return Ack(device, cursor, now_ms)
+        return Refusal(device, judgement.code, judgement.message, held)
+    return Ack(device, judgement.cursor, now_ms)
 
 
 # ---------------------------------------------------------------- device side
@@ -115,6 +118,7 @@ def answer(device: str, judgement: Judgement, cursor: Cursor, now_ms: int) -> Ac
 class UploaderState(Enum):
     IDLE = "idle"
     AWAITING_ANSWER = "awaiting_answer"
+    REWINDING = "rewinding"
     HALTED = "halted"
 
 
@@ -128,7 +132,16 @@ class Acknowledged:
 
 @dataclass(frozen=True, slots=True)
 class Rewind:
-    """The server holds less than the device thought: resend from `cursor`."""
+    """The server holds less than it acknowledged (restored from a backup): it asks for
+    the records after `cursor`. The shell looks up its own record at `cursor.seq` and
+    calls `Uploader.rewind` with its hash; records pruned since cannot be resent."""
+
+    cursor: Cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """The uploader goes on from `cursor`: the records after it count as unacked again."""
 
     cursor: Cursor
 
@@ -140,7 +153,7 @@ class Halted:
     reason: str
 
 
-SyncEvent = Acknowledged | Rewind | Halted
+SyncEvent = Acknowledged | Rewind | Resumed | Halted
 
 
 class Uploader:
@@ -155,6 +168,7 @@ class Uploader:
         self.max_records = max_records
         self.state = UploaderState.IDLE
         self._in_flight: Batch | None = None
+        self._rewind_to: Cursor | None = None
 
     def next_batch(
         self, pending: Sequence[EncodedRecord], key: SigningKey, now_ms: int
@@ -192,14 +206,31 @@ class Uploader:
             return self._halt(f"answer for device {message.device!r}")
         if isinstance(message, Ack):
             return self._acked(batch, message)
-        if message.code is RefusalCode.GAP and message.cursor is not None:
-            if message.cursor.seq < self.acked.seq:
-                return self._halt(
-                    f"server holds only {message.cursor.seq} but acked {self.acked.seq} before"
-                )
-            self.state = UploaderState.IDLE
-            return Rewind(message.cursor)
+        held = message.cursor
+        if message.code is RefusalCode.GAP and held is not None and held.seq < self.acked.seq:
+            self.state = UploaderState.REWINDING
+            self._rewind_to = held
+            return Rewind(held)
+        # A gap at or past the acked cursor cannot come from a server that judged what
+        # was sent; like a fork or any other refusal, it needs an operator.
         return self._halt(f"batch refused ({message.code.value}): {message.message}")
+
+    def rewind(self, journal_hash: bytes | None) -> Resumed | Halted:
+        """Resume from the server's cursor if the journal's record there has the same hash.
+
+        `journal_hash` is the hash of the journal's record at the Rewind cursor's seq (the
+        device's genesis for seq 0), or None if that record was pruned.
+        """
+        if self.state is not UploaderState.REWINDING or self._rewind_to is None:
+            raise LocalProtocolError(f"no rewind pending ({self.state.value})")
+        cursor, self._rewind_to = self._rewind_to, None
+        if journal_hash != cursor.head:
+            return self._halt(
+                f"cannot resume from server cursor {cursor.seq}: record differs or is pruned"
+            )
+        self.acked = cursor
+        self.state = UploaderState.IDLE
+        return Resumed(cursor)
 
     def _acked(self, batch: Batch, ack: Ack) -> SyncEvent:
         through = ack.cursor

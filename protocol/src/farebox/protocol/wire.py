@@ -15,6 +15,9 @@ from typing import TypeVar
 from farebox.protocol.errors import DecodeError
 
 E = TypeVar("E", bound=StrEnum)
+# Every integer farebox exchanges (times, seqs, money, versions) fits a signed 64-bit
+# column; refusing larger ones here keeps them out of every store.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 T = TypeVar("T")
 
 
@@ -53,7 +56,10 @@ class Fields:
         return value
 
     def integer(self, key: str) -> int:
-        return self._get(key, int, "an integer")
+        value = self._get(key, int, "an integer")
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise DecodeError(f"{self.path}.{key}: {value} does not fit in 64 signed bits")
+        return value
 
     def text(self, key: str) -> str:
         return self._get(key, str, "a text string")
