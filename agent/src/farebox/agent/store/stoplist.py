@@ -22,7 +22,8 @@ _SIGNED_OFFSET = 2**63
 
 
 def token_key(token: str) -> int:
-    """The signed 64-bit key of `token` (order-preserving shift of its hash's top bits)."""
+    """The signed 64-bit key of `token`: the top 64 bits of its checksum weight, shifted
+    into the signed range so that the array's order is the weights' order."""
     return (token_weight(token) >> _KEY_SHIFT) - _SIGNED_OFFSET
 
 
@@ -46,7 +47,9 @@ class StoplistIndex:
     def applied(self, change: StoplistChange, version: int, now_ms: int) -> StoplistIndex:
         """The index after `change`: built afresh if full, else merged in O(delta log n)."""
         if change.full:
-            keys = array("q", sorted({token_key(token) for token in change.added}))
+            # Tokens are unique in a change; two sharing a key (a 64-bit collision) would
+            # only repeat it in the array, which lookups do not mind.
+            keys = array("q", sorted(map(token_key, change.added)))
             return StoplistIndex(version, keys, StoplistChecksum.of(change.added), now_ms)
         # A set's checksum counts a token once: adding one already held, or removing one
         # not held, changes nothing, exactly as applying it to the server's set would.
