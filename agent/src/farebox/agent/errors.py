@@ -2,16 +2,17 @@
 
     AgentError                    anything this package raises on purpose
     ├── ConfigError               the configuration is unusable; lists every problem (exit 78)
-    ├── StoreError                the state database cannot be used as it stands
-    │   ├── JournalUnavailableError  a record could not be made durable (disk full, I/O
-    │   │                            error, database locked past the bound): out of service
-    │   ├── WrongDeviceError      the database belongs to another device id
-    │   └── CacheError            a package or cache that cannot be applied or loaded
-    │       └── FullPackageNeededError  a delta that does not fit: the old state stays in
-    │                                   force and the sync must fetch a full package
-    └── ReaderError               a reader failed; the runtime closes it and carries on
+    └── StoreError                the state database cannot be used as it stands
+        ├── JournalUnavailableError  a record could not be made durable (disk full, I/O
+        │                            error, database locked past the bound): out of service
+        ├── WrongDeviceError      the database belongs to another device id
+        └── CacheError            a package or cache that cannot be applied or loaded
+            └── FullPackageNeededError  a delta that does not fit: the old state stays in
+                                        force and the sync must fetch a full package
 
-A denied tap is never an exception: `decide` returns it as a `Decision` value.
+Readers never raise into the agent: they report their health and retry (see
+farebox.agent.readers.base). A denied tap is never an exception either: `decide` returns
+it as a `Decision` value.
 """
 
 from __future__ import annotations
@@ -49,7 +50,3 @@ class CacheError(StoreError):
 
 class FullPackageNeededError(CacheError):
     """A delta whose base or resulting checksum disagrees; fetch a full package."""
-
-
-class ReaderError(AgentError):
-    """A reader stopped working."""
