@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from farebox.protocol.errors import CurrencyMismatchError, InvalidValueError
-from farebox.protocol.money import Money
+from farebox.protocol.money import MINOR_UNIT_EXPONENTS, Money, format_major, minor_unit_exponent
 
 amounts = st.integers(min_value=-(10**15), max_value=10**15)
 
@@ -14,6 +14,39 @@ def test_amount_is_minor_units() -> None:
     fare = Money(20000, "KZT")
     assert str(fare) == "200.00 KZT"
     assert str(-Money(5, "KGS")) == "-0.05 KGS"
+
+
+# ISO 4217's currencies whose minor unit is not a hundredth (funds and metals with no
+# minor unit are left out: they are nobody's fare).
+ISO_4217_NOT_TWO = {
+    0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
+    3: "BHD IQD JOD KWD LYD OMR TND",
+    4: "CLF UYW",
+}
+
+
+def test_the_table_lists_every_iso_currency_without_two_decimals() -> None:
+    expected = {
+        code: places for places, codes in ISO_4217_NOT_TWO.items() for code in codes.split()
+    }
+    assert expected == MINOR_UNIT_EXPONENTS
+    assert minor_unit_exponent("KZT") == minor_unit_exponent("CAD") == 2
+
+
+@pytest.mark.parametrize(
+    ("money", "text"),
+    [
+        (Money(210, "JPY"), "210 JPY"),
+        (Money(-5, "KRW"), "-5 KRW"),
+        (Money(125, "KWD"), "0.125 KWD"),
+        (Money(-1001, "BHD"), "-1.001 BHD"),
+        (Money(10001, "CLF"), "1.0001 CLF"),
+        (Money(465, "CAD"), "4.65 CAD"),
+    ],
+)
+def test_amounts_are_written_with_the_currency_s_own_decimals(money: Money, text: str) -> None:
+    assert str(money) == text
+    assert format_major(money) == text.split()[0]
 
 
 @pytest.mark.parametrize("bad", [200.0, True, "200", None])

@@ -23,10 +23,45 @@ def test_amounts_are_read_exactly(text: str, minor: int) -> None:
     assert parse_amount(text, "KZT") == Money(minor, "KZT")
 
 
-@pytest.mark.parametrize("text", ["1.005", "1,00", "", "1e3", "ten"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.005",
+        "1,00",
+        "",
+        "1e3",
+        "ten",
+        "\u0662\u0660\u0660",  # 200 in Arabic-Indic digits
+        "\uff12\uff10\uff10",  # 200 in full-width digits
+        "2\u09e6\u09e6",  # Bengali zeros after an ASCII 2
+        " 200",
+        "200 ",
+        "200\n",
+        "+200",
+    ],
+)
 def test_bad_amounts_are_refused(text: str) -> None:
     with pytest.raises(InvalidValueError):
         parse_amount(text, "KZT")
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "minor"),
+    [("0.125", "KWD", 125), ("1.5", "KWD", 1500), ("210", "JPY", 210), ("210.0", "JPY", 210),
+     ("0.0001", "CLF", 1), ("4.65", "CAD", 465)],
+)  # fmt: skip
+def test_amounts_have_the_currency_s_own_decimals(text: str, currency: str, minor: int) -> None:
+    amount = parse_amount(text, currency)
+    assert amount == Money(minor, currency)
+    assert parse_amount(format_amount(amount), currency) == amount
+
+
+@pytest.mark.parametrize(
+    ("text", "currency"), [("210.5", "JPY"), ("1.5", "KRW"), ("0.1255", "KWD")]
+)
+def test_more_decimals_than_the_currency_has_are_refused(text: str, currency: str) -> None:
+    with pytest.raises(InvalidValueError, match=f"decimals for {currency}"):
+        parse_amount(text, currency)
 
 
 def test_amounts_are_written_in_major_units() -> None:

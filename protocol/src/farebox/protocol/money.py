@@ -15,9 +15,27 @@ from farebox.protocol.errors import CurrencyMismatchError, InvalidValueError
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
-# Minor-unit exponents for the currencies this operator and its neighbours use; any other
-# well-formed code is taken with two decimals, which ISO 4217 gives most currencies.
-MINOR_UNIT_EXPONENTS = {"KZT": 2, "KGS": 2, "UZS": 2, "TJS": 2, "RUB": 2, "USD": 2, "EUR": 2}
+# Every ISO 4217 currency whose minor unit is not a hundredth; any other well-formed code
+# has two decimals, as ISO 4217 gives most currencies (KZT, KGS, UZS, TJS, RUB, USD, EUR).
+MINOR_UNIT_EXPONENTS = {
+    **dict.fromkeys(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"], 0),
+    **dict.fromkeys(["RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
+}
+
+
+def minor_unit_exponent(currency: str) -> int:
+    """Decimal places of the currency's minor unit: 2 unless MINOR_UNIT_EXPONENTS says else."""
+    return MINOR_UNIT_EXPONENTS.get(currency, 2)
+
+
+def format_major(amount: Money) -> str:
+    """`amount` as decimal text in major units, without the currency ("4.65", "-0.05", "210")."""
+    places = minor_unit_exponent(amount.currency)
+    whole, fraction = divmod(abs(amount.minor), 10**places)
+    sign = "-" if amount.minor < 0 else ""
+    return f"{sign}{whole}.{fraction:0{places}d}" if places else f"{sign}{whole}"
 
 
 def _require_int(value: object, what: str) -> int:
@@ -92,9 +110,4 @@ class Money:
         return self.minor != 0
 
     def __str__(self) -> str:
-        exponent = MINOR_UNIT_EXPONENTS.get(self.currency, 2)
-        sign = "-" if self.minor < 0 else ""
-        whole, fraction = divmod(abs(self.minor), 10**exponent)
-        if exponent == 0:
-            return f"{sign}{whole} {self.currency}"
-        return f"{sign}{whole}.{fraction:0{exponent}d} {self.currency}"
+        return f"{format_major(self)} {self.currency}"

@@ -18,9 +18,10 @@ import re
 from enum import StrEnum
 
 from farebox.protocol.errors import InvalidValueError
-from farebox.protocol.money import MINOR_UNIT_EXPONENTS, Money
+from farebox.protocol.money import Money, format_major, minor_unit_exponent
 
-_AMOUNT = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
+# ASCII digits only: `\d` and int() would also take Arabic-Indic or full-width digits
+_AMOUNT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 
 
 class RoundingMode(StrEnum):
@@ -29,15 +30,14 @@ class RoundingMode(StrEnum):
     UP = "up"
 
 
-def exponent(currency: str) -> int:
-    """Decimal places of the currency's minor unit."""
-    return MINOR_UNIT_EXPONENTS.get(currency, 2)
-
-
 def parse_amount(text: str, currency: str) -> Money:
-    """Read a decimal amount in major units ("200", "4.65", "-0.50") as exact Money."""
-    match = _AMOUNT.fullmatch(text.strip())
-    places = exponent(currency)
+    """Read a decimal amount in major units ("200", "4.65", "-0.50") as exact Money.
+
+    Exactly that text: no surrounding space, no other digits than 0-9, at most the
+    currency's decimals (none for JPY, three for KWD).
+    """
+    match = _AMOUNT.fullmatch(text)
+    places = minor_unit_exponent(currency)
     if match is None:
         raise InvalidValueError(f"amount {text!r} is not a decimal number")
     sign, whole, fraction = match.groups()
@@ -50,10 +50,7 @@ def parse_amount(text: str, currency: str) -> Money:
 
 def format_amount(amount: Money) -> str:
     """Write `amount` as decimal text in major units ("4.65"), the inverse of parse_amount."""
-    places = exponent(amount.currency)
-    whole, fraction = divmod(abs(amount.minor), 10**places)
-    sign = "-" if amount.minor < 0 else ""
-    return f"{sign}{whole}.{fraction:0{places}d}" if places else f"{sign}{whole}"
+    return format_major(amount)
 
 
 def discounted(amount: Money, percent: int, increment: int, mode: RoundingMode) -> Money:
