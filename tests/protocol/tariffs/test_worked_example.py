@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from farebox.protocol.tariffs.engine import ReasonKind, RiderState, quote, rate
-from farebox.protocol.tariffs.errors import NoFareError
+from farebox.protocol.tariffs.errors import NoFareError, UnknownRiderError
 from farebox.protocol.tariffs.journey import Holding, Leg, Rider
 from tests.protocol.tariffs.helpers import almaty, example
 
@@ -130,3 +130,31 @@ def test_a_new_ten_ride_product_has_its_ten_rides() -> None:
     fresh = Holding("ten-rides", almaty(1, "00:00"), almaty(31, "00:00"))
     legs = [bus(2, f"{hour:02d}:00") for hour in range(6, 18)]  # an hour apart: no transfers
     assert tenge(legs, Rider(holdings=(fresh,))) == [0] * 10 + [200, 200]
+
+
+def test_six_bus_rides_are_capped_for_an_adult() -> None:
+    day = [bus(2, f"{hour:02d}:00") for hour in range(7, 19, 2)]
+    assert sum(tenge(day, Rider("adult"))) == 600
+
+
+@pytest.mark.parametrize(
+    ("rider", "field", "value"),
+    [
+        (Rider("Adult"), "rider_category_id", "Adult"),  # ids are case-sensitive
+        (Rider("tourist"), "rider_category_id", "tourist"),
+        (Rider("adult", "Card"), "fare_media_id", "Card"),
+        (Rider(None, "token"), "fare_media_id", "token"),
+    ],
+)
+def test_a_rider_the_tariff_does_not_define_is_refused(
+    rider: Rider, field: str, value: str
+) -> None:
+    # unchecked, "Adult" matched no category's price and no cap: six rides cost 1200
+    day = [bus(2, f"{hour:02d}:00") for hour in range(7, 19, 2)]
+    with pytest.raises(UnknownRiderError, match=f"{field} '{value}'") as refused:
+        rate(TARIFF, rider, day)
+    assert (refused.value.field, refused.value.value) == (field, value)
+    with pytest.raises(UnknownRiderError):
+        quote(TARIFF, RiderState.start(rider), day[0])
+    with pytest.raises(UnknownRiderError):
+        rate(TARIFF, rider, [])  # refused before any leg

@@ -22,7 +22,7 @@ from farebox.protocol.tariffs.engine import (
     quote,
     rate,
 )
-from farebox.protocol.tariffs.errors import InvalidTariffError, NoFareError
+from farebox.protocol.tariffs.errors import InvalidTariffError, NoFareError, UnknownRiderError
 from farebox.protocol.tariffs.gtfs import import_gtfs
 from farebox.protocol.tariffs.journey import Holding, Leg, Rider
 from farebox.protocol.tariffs.journey_json import fare_to_json, read_journey
@@ -43,6 +43,7 @@ __all__ = [
     "Rider",
     "RiderState",
     "Tariff",
+    "UnknownRiderError",
     "decode_tariff",
     "encode_tariff",
     "fare_to_json",

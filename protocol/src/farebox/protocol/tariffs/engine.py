@@ -110,7 +110,12 @@ class Fare:
 
 
 def rate(tariff: Tariff, rider: Rider, legs: Iterable[Leg]) -> Fare:
-    """Price a rider's ordered legs (a journey, or a whole fare day) from a fresh state."""
+    """Price a rider's ordered legs (a journey, or a whole fare day) from a fresh state.
+
+    Raises UnknownRiderError for a category or media the tariff does not define, even
+    without legs, and NoFareError naming the first leg no rule prices.
+    """
+    tariff.check_rider(rider.rider_category_id, rider.fare_media_id)
     state = RiderState.start(rider)
     priced = []
     for leg in legs:
@@ -122,7 +127,10 @@ def rate(tariff: Tariff, rider: Rider, legs: Iterable[Leg]) -> Fare:
 
 
 def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
-    """Price the rider's next leg after the legs `state` has seen."""
+    """Price the rider's next leg after the legs `state` has seen.
+
+    Raises UnknownRiderError for a category or media the tariff does not define.
+    """
     key = (tariff.id, tariff.version)
     if state.tariff is not None and state.tariff != key:
         raise InvalidValueError(
@@ -130,6 +138,7 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
         )
     rider = state.rider
     category, media = rider.rider_category_id, rider.fare_media_id
+    tariff.check_rider(category, media)
     index = state.legs
     reasons: list[Reason] = []
     base, fare_leg = _fare_leg(tariff, state, leg, index)

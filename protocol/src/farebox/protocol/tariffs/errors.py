@@ -1,7 +1,8 @@
 """The errors of the tariff engine, placed in farebox.protocol's error tree.
 
     InvalidValueError (farebox.protocol.errors)
-    └── InvalidTariffError   a tariff refused at load; `problems` lists every problem found
+    ├── InvalidTariffError   a tariff refused at load; `problems` lists every problem found
+    └── UnknownRiderError    a rider category or fare media the tariff does not define
     LocalProtocolError (farebox.protocol.errors)
     └── NoFareError          no rule of the tariff prices a leg; `leg_index` names it
 
@@ -31,3 +32,17 @@ class NoFareError(LocalProtocolError):
     def __init__(self, leg_index: int, detail: str) -> None:
         self.leg_index = leg_index
         super().__init__(f"leg {leg_index}: no fare rule prices this leg ({detail})")
+
+
+class UnknownRiderError(InvalidValueError):
+    """A rider whose category or fare media the tariff does not define.
+
+    Priced anyway, such a rider would match no category's price and no cap: refused, so
+    that the caller can turn it into a denial. `field` is "rider_category_id" or
+    "fare_media_id", `value` the id given.
+    """
+
+    def __init__(self, field: str, value: str) -> None:
+        self.field = field
+        self.value = value
+        super().__init__(f"{field} {value!r} is not defined by the tariff")

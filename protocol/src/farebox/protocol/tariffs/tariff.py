@@ -14,7 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from farebox.protocol.money import Money
-from farebox.protocol.tariffs.errors import InvalidTariffError
+from farebox.protocol.tariffs.errors import InvalidTariffError, UnknownRiderError
 from farebox.protocol.tariffs.model import (
     Cap,
     FareMedia,
@@ -85,6 +85,8 @@ class Tariff:
 
     zone: ZoneInfo = field(init=False, repr=False, compare=False)
     default_category: str | None = field(init=False, repr=False, compare=False)
+    category_ids: frozenset[str] = field(init=False, repr=False, compare=False)
+    media_ids: frozenset[str] = field(init=False, repr=False, compare=False)
     route_network: dict[str, str | None] = field(init=False, repr=False, compare=False)
     stop_index: dict[str, Stop] = field(init=False, repr=False, compare=False)
     timeframe_groups: dict[str, tuple[Timeframe, ...]] = field(
@@ -113,6 +115,8 @@ class Tariff:
         set_(self, "zone", ZoneInfo(self.timezone))
         defaults = [c.id for c in self.rider_categories if c.is_default]
         set_(self, "default_category", defaults[0] if defaults else None)
+        set_(self, "category_ids", frozenset(c.id for c in self.rider_categories))
+        set_(self, "media_ids", frozenset(m.id for m in self.fare_media))
         set_(self, "route_network", {r.id: r.network_id for r in self.routes})
         set_(self, "stop_index", {s.id: s for s in self.stops})
         groups: dict[str, list[Timeframe]] = {}
@@ -229,6 +233,13 @@ class Tariff:
                 )
             },
         }
+
+    def check_rider(self, category: str | None, media: str | None) -> None:
+        """Refuse a category or fare media the tariff does not define (None is always known)."""
+        if category is not None and category not in self.category_ids:
+            raise UnknownRiderError("rider_category_id", category)
+        if media is not None and media not in self.media_ids:
+            raise UnknownRiderError("fare_media_id", media)
 
     def price(self, product_id: str, category: str | None, media: str | None) -> Money | None:
         """What `product_id` costs this rider, or None if it is not sold to them.
