@@ -6,9 +6,11 @@ invariant of the books once the test is done.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 from farebox.protocol.money import Money
+from farebox.server.ledger.accounts import Channel
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.settlement import FlatFareRater
 from farebox.server.ledger.stoplist import BlockReason
@@ -151,3 +153,26 @@ async def test_a_credit_limit_lets_a_rider_ride_on_credit(ledger: Ledger) -> Non
     assert await ledger.stoplist_size() == 0  # -250 is within the 300 limit
     await ledger.set_credit_limit("nfc:hh", "KZT", kzt(200).minor)
     assert await ledger.stoplist_tokens() == ["nfc:hh"]
+
+
+async def test_an_app_ticket_is_a_liability_until_it_is_used(ledger: Ledger) -> None:
+    await ledger.sell_ticket("qr-1", kzt(200), Channel.APP, at(2, "07:00"))
+    await ledger.sell_ticket("qr-2", kzt(200), Channel.APP, at(2, "07:05"))
+    ride = tap("bus-1", 1, "qr:qr-1", at(2, "08:00"))
+    await ledger.post_taps([replace(ride, prepaid=True)])
+    liability = await ledger.account("liability:KZT:tickets")
+    assert liability is not None
+    assert liability.balance == kzt(200)  # the unused ticket, still owed
+    assert dict(await ledger.revenue(MONDAY)) == {"revenue:KZT:citybus:12": kzt(200)}
+
+
+async def test_a_written_off_debt_lifts_the_stoplist(ledger: Ledger) -> None:
+    await ledger.post_taps([tap("bus-1", 1, "nfc:ii", at(2, "08:00"))])
+    assert await ledger.stoplist_tokens() == ["nfc:ii"]
+    assert await ledger.write_off("nfc:ii", "KZT", "wo-1", "lost card, debt forgiven")
+    assert await balance(ledger, "nfc:ii") == kzt(0)
+    assert await ledger.stoplist_tokens() == []
+    assert await ledger.write_off("nfc:ii", "KZT", "wo-2", "nothing owed") is None
+    write_offs = await ledger.account("write_off:KZT")
+    assert write_offs is not None
+    assert write_offs.balance == kzt(-200)

@@ -23,6 +23,8 @@ from farebox.server.ledger.accounts import (
     adjustment_account,
     clearing_account,
     rider_account,
+    ticket_liability_account,
+    write_off_account,
 )
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.invariants import violations
@@ -35,7 +37,9 @@ from farebox.server.ledger.posting import (
     refund_transfer,
     resolve_transfer,
     reversal_transfer,
+    ticket_sale_transfer,
     top_up_transfer,
+    write_off_transfer,
 )
 from farebox.server.ledger.settlement import Rater, settlement_transfers
 from farebox.server.ledger.stoplist import OPERATOR_REASONS, BlockChange, BlockReason, Delta, Head
@@ -158,6 +162,30 @@ class Ledger:
         """An operator's correction of a rider's balance (positive credits the rider)."""
         transfer = adjustment_transfer(token, amount, key=key, time_ms=self._clock(), reason=reason)
         (receipt,) = await self.post([transfer], [adjustment_account(amount.currency)])
+        return receipt
+
+    async def sell_ticket(
+        self, ticket_id: str, amount: Money, channel: Channel, time_ms: int
+    ) -> Receipt:
+        """An app ticket paid through a channel: a liability until a validator accepts it."""
+        transfer = ticket_sale_transfer(ticket_id, amount, channel, time_ms)
+        accounts = [
+            clearing_account(channel, amount.currency),
+            ticket_liability_account(amount.currency),
+        ]
+        (receipt,) = await self.post([transfer], accounts)
+        return receipt
+
+    async def write_off(self, token: str, currency: str, key: str, reason: str) -> Receipt | None:
+        """Give up a rider's whole debt (which also takes the card off the stoplist)."""
+        state = await self.account(rider_account(token, currency).id)
+        if state is None:
+            raise UnknownAccountError(f"no rider account for {token}")
+        if state.posted >= 0:
+            return None
+        debt = Money(-state.posted, currency)
+        transfer = write_off_transfer(token, debt, key=key, time_ms=self._clock(), reason=reason)
+        (receipt,) = await self.post([transfer], [write_off_account(currency)])
         return receipt
 
     async def refund(self, token: str, amount: Money, channel: Channel, key: str) -> Receipt:

@@ -23,6 +23,7 @@ from farebox.server.ledger.accounts import (
     revenue_id,
     rider_account,
     ticket_liability_account,
+    write_off_account,
 )
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.transfers import Phase, Transfer, TransferKind
@@ -240,4 +241,17 @@ def refund_transfer(
         credit=clearing_account(channel, amount.currency).id,
         amount=amount,
         event_ms=time_ms,
+    )
+
+
+def write_off_transfer(token: str, debt: Money, *, key: str, time_ms: int, reason: str) -> Transfer:
+    """Give up a rider's debt (a negative balance of `-debt`): the write-off account bears it."""
+    return Transfer(
+        key=key,
+        kind=TransferKind.ADJUSTMENT,
+        debit=write_off_account(debt.currency).id,
+        credit=rider_account(token, debt.currency).id,
+        amount=debt,
+        event_ms=time_ms,
+        reference=reason,
     )

@@ -1,0 +1,150 @@
+"""The operator commands of `farebox-server`, run in-process against a real SQLite file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from farebox.server import environment
+from farebox.server.cli import build_parser, main
+from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.store import open_store
+from tests.server.conftest import ALMATY
+from tests.server.helpers import at, tap
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "ledger.md"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out), out.getvalue()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert run("init", "--db", url)[0] == 0
+    return url
+
+
+def test_a_top_up_is_posted_once_and_shown(db: str) -> None:
+    topup = ("account", "topup", "nfc:0a", "500", "--channel", "sms", "--ref", "p1", "--db", db)
+    assert run(*topup) == (0, "posted: transfer #1 top_up:sms:p1 500.00 KZT\n")
+    assert run(*topup) == (0, "already posted: transfer #1 top_up:sms:p1 500.00 KZT\n")
+    status, out = run("account", "show", "nfc:0a", "--db", db)
+    assert status == 0
+    assert "balance    500.00 KZT" in out
+    assert "top_up:sms:p1" in out
+
+
+def test_a_conflicting_top_up_exits_with_a_message(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run("account", "topup", "nfc:0a", "500", "--channel", "sms", "--ref", "p1", "--db", db)
+    assert (
+        run("account", "topup", "nfc:0a", "900", "--channel", "sms", "--ref", "p1", "--db", db)[0]
+        == 2
+    )
+    assert "reused with different content" in capsys.readouterr().err
+
+
+def test_blocks_and_the_stoplist(db: str) -> None:
+    assert run("card", "block", "nfc:0a", "--reason", "lost", "--db", db)[0] == 0
+    assert run("stoplist", "size", "--db", db) == (0, "1\n")
+    assert run("stoplist", "delta", "--since", "0", "--db", db)[1].splitlines()[1:] == ["+ nfc:0a"]
+    assert run("stoplist", "version", "--db", db)[1].startswith("version 1 checksum ")
+    assert run("card", "unblock", "nfc:0a", "--reason", "lost", "--db", db)[0] == 0
+    assert run("stoplist", "size", "--db", db) == (0, "0\n")
+
+
+def test_revenue_report_and_verify(db: str) -> None:
+    async def ride() -> None:
+        store = await open_store(db)
+        try:
+            await Ledger(store, ALMATY).post_taps(
+                [
+                    tap("bus-1", 1, "nfc:0a", at(2, "08:00")),
+                    tap("bus-2", 1, "nfc:0b", at(2, "09:00"), route="32"),
+                ]
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(ride())
+    status, out = run("report", "revenue", "--day", "2026-03-02", "--db", db)
+    assert status == 0
+    assert "| citybus | 12 | 200.00 KZT |" in out
+    assert "| all | all | 400.00 KZT |" in out
+    assert run("ledger", "verify", "--db", db) == (0, "ledger verified: every invariant holds\n")
+
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as connection:
+        connection.execute("UPDATE accounts SET posted = posted + 1 WHERE id = 'rider:nfc:0a'")
+    status, out = run("ledger", "verify", "--db", db)
+    assert status == 1
+    assert "violation: KZT: balances sum to 1" in out
+    assert "violation: rider:nfc:0a: stored" in out
+
+
+def test_the_store_comes_from_the_environment(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(environment.FAREBOX_DB, db)
+    assert run("stoplist", "size") == (0, "0\n")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("init", "--db", "mysql://somewhere/ledger"),
+        (
+            "account",
+            "topup",
+            "nfc:0a",
+            "1.005",
+            "--channel",
+            "sms",
+            "--ref",
+            "p",
+            "--db",
+            "sqlite:///:memory:",
+        ),
+        (
+            "account",
+            "topup",
+            "bad token",
+            "1",
+            "--channel",
+            "sms",
+            "--ref",
+            "p",
+            "--db",
+            "sqlite:///:memory:",
+        ),
+    ],
+)
+def test_bad_input_exits_2(argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(*argv)[0] == 2
+    assert capsys.readouterr().err.startswith("farebox-server: ")
+
+
+def command_lines(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> Iterator[str]:
+    """`farebox-server account show` and the like: every leaf command of the parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from command_lines(sub, (*words, name))
+            return
+    yield " ".join(("farebox-server", *words))
+
+
+def test_every_command_and_variable_is_documented() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    for line in command_lines(build_parser()):
+        assert f"`{line}" in text, line
+    for variable in ("FAREBOX_DB", "FAREBOX_TIMEZONE", "FAREBOX_DAY_BOUNDARY", "FAREBOX_CURRENCY",
+                     "FAREBOX_CREDIT_LIMIT"):  # fmt: skip
+        assert f"`{getattr(environment, variable)}`" in text
