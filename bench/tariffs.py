@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from bench.table import Row, microseconds_each, render
 from farebox.protocol.money import Money
@@ -17,6 +16,7 @@ from farebox.protocol.tariffs.engine import quote, rate
 from farebox.protocol.tariffs.gtfs import import_gtfs
 from farebox.protocol.tariffs.journey import Leg, Rider
 from farebox.protocol.tariffs.native import load_tariff
+from farebox.protocol.tariffs.zones import zone
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "packaging" / "tariffs" / "city-kzt.toml"
@@ -26,8 +26,8 @@ DAYS = 20_000
 TARGET = "<= 50 us per tap"
 
 
-def _day(zone: str, stops: list[tuple[str, str, str | None]]) -> list[Leg]:
-    start = datetime(2026, 3, 2, 7, 30, tzinfo=ZoneInfo(zone))
+def _day(name: str, stops: list[tuple[str, str, str | None]]) -> list[Leg]:
+    start = datetime(2026, 3, 2, 7, 30, tzinfo=zone(name))
     legs = []
     for number, (route, frm, to) in enumerate(stops):
         on = start + timedelta(minutes=35 * number)

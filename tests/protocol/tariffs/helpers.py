@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from farebox.protocol.tariffs.gtfs import import_gtfs
 from farebox.protocol.tariffs.native import load_tariff
 from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.zones import zone
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[2]
 EXAMPLE = REPO / "packaging" / "tariffs" / "city-kzt.toml"
-ALMATY = ZoneInfo("Asia/Almaty")
-TORONTO = ZoneInfo("America/Toronto")
+ALMATY = zone("Asia/Almaty")
+TORONTO = zone("America/Toronto")
 
 
 def feed_files(name: str, **overrides: str | None) -> dict[str, str]:

@@ -4,12 +4,13 @@
     fare = rate(tariff, Rider("student"), legs)      # the server: a whole fare day
     quoted = quote(tariff, state, next_leg)          # the agent: one more tap, from its state
 
-Modules: `model` and `tariff` (what a tariff is), `timeframes`, `amounts` (money as written,
-discount rounding), `legs` (fare leg rules and joins), `transfers`, `capping`, `engine`
-(quote and rate), `native`, `document` and `canonical` (the TOML format and its canonical
-document), `gtfs` and `gtfs_files` (GTFS-Fares v2 import), `wire` (the deterministic CBOR
-payload of a tariff package), `journey_json` (journeys and fares as JSON for the CLI and
-the operator API). docs/tariffs.md describes the format and the rules.
+Modules: `model` and `tariff` (what a tariff is), `zones` (time zones from the tzdata
+package), `timeframes`, `amounts` (money as written, discount rounding), `legs` (fare leg
+rules and joins), `transfers`, `capping`, `engine` (quote and rate), `native`, `document`
+and `canonical` (the TOML format and its canonical document), `gtfs` and `gtfs_files`
+(GTFS-Fares v2 import), `wire` (the deterministic CBOR payload of a tariff package),
+`journey_json` (journeys and fares as JSON for the CLI and the operator API).
+docs/tariffs.md describes the format and the rules.
 """
 
 from farebox.protocol.tariffs.engine import (

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from farebox.protocol.errors import InvalidValueError
 from farebox.protocol.money import check_currency
@@ -41,6 +40,7 @@ from farebox.protocol.tariffs.model import (
 )
 from farebox.protocol.tariffs.tariff import Tariff
 from farebox.protocol.tariffs.timeframes import DAY, Timeframe, parse_time
+from farebox.protocol.tariffs.zones import zone as load_zone
 
 REQUIRED = ("agency.txt", "routes.txt", "stops.txt", "fare_products.txt", "fare_leg_rules.txt")
 
@@ -105,15 +105,15 @@ def _time_zone(feed: Feed, problems: Problems) -> str:
         return "UTC"
     zone = zones.pop()
     try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+        load_zone(zone)
+    except InvalidValueError:
         problems.add("agency.txt", f"unknown agency_timezone {zone!r}")
         return "UTC"
     return zone
 
 
 def _feed_start(feed: Feed, zone: str, problems: Problems) -> datetime:
-    tz = ZoneInfo(zone)
+    tz = load_zone(zone)
     for row in feed.rows("feed_info.txt"):
         text = row.get("feed_start_date")
         if text is not None:

@@ -11,8 +11,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from farebox.protocol.errors import InvalidValueError
 from farebox.protocol.money import Money
 from farebox.protocol.tariffs.errors import InvalidTariffError, UnknownRiderError
 from farebox.protocol.tariffs.model import (
@@ -29,6 +30,7 @@ from farebox.protocol.tariffs.model import (
     TransferRule,
 )
 from farebox.protocol.tariffs.timeframes import DAY, Timeframe
+from farebox.protocol.tariffs.zones import zone
 
 PriceKey = tuple[str | None, str | None]
 
@@ -112,7 +114,7 @@ class Tariff:
         if problems:
             raise InvalidTariffError(problems)
         set_ = object.__setattr__  # frozen: the indexes are set once, here
-        set_(self, "zone", ZoneInfo(self.timezone))
+        set_(self, "zone", zone(self.timezone))
         defaults = [c.id for c in self.rider_categories if c.is_default]
         set_(self, "default_category", defaults[0] if defaults else None)
         set_(self, "category_ids", frozenset(c.id for c in self.rider_categories))
@@ -285,9 +287,9 @@ class Tariff:
         if self.effective_from.tzinfo is None:
             yield "effective_from must carry a UTC offset"
         try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            yield f"unknown time zone {self.timezone!r}"
+            zone(self.timezone)
+        except InvalidValueError as error:
+            yield str(error)
         if not 0 <= self.fare_day_start < DAY:
             yield "fare_day_start must be between 00:00 and 23:59:59"
 
