@@ -47,6 +47,8 @@ from farebox.server.ledger.store import Session, Store
 from farebox.server.ledger.transfers import Entry, Receipt, Transfer
 
 SETTLEMENT_ATTEMPTS = 3
+KNOWN_ACCOUNTS = 500_000
+"""How many account ids a Ledger remembers as existing (so it need not open them again)."""
 LATE_TAP_HORIZON = timedelta(days=35)
 """How far back `settle_due` looks for days that late taps changed."""
 
@@ -78,17 +80,22 @@ class Ledger:
         self.policy = policy
         self.credit_limit = credit_limit
         self._clock = clock
+        # Accounts are never deleted (the database refuses it), so an account seen to exist
+        # after a commit exists for good; most taps are of riders seen before.
+        self._known: set[str] = set()
 
     def _rider(self, token: str, currency: str, category: str | None = None) -> Account:
         return rider_account(token, currency, credit_limit=self.credit_limit, category=category)
 
     def _fare_accounts(self, taps: Sequence[FareTap]) -> list[Account]:
+        """The accounts a batch of taps names that this ledger has not seen exist yet."""
         accounts: dict[str, Account] = {}
+        known = self._known
         for tap in taps:
-            # Built once per account and batch: a batch has many taps of few accounts.
-            if tap.payer_id not in accounts or tap.payee_id not in accounts:
-                for account in tap.accounts(self._rider):
-                    accounts.setdefault(account.id, account)
+            if tap.payer_id not in known and tap.payer_id not in accounts:
+                accounts[tap.payer_id] = tap.payer(self._rider)
+            if tap.payee_id not in known and tap.payee_id not in accounts:
+                accounts[tap.payee_id] = tap.payee()
         return list(accounts.values())
 
     async def post(
@@ -96,11 +103,16 @@ class Ledger:
     ) -> tuple[Receipt, ...]:
         """Post transfers in one transaction, opening `accounts` first if they are missing."""
         now = self._clock()
+        missing = [account for account in accounts if account.id not in self._known]
 
         async def work(session: Session) -> tuple[Receipt, ...]:
-            return await writes.post_transfers(session, transfers, accounts, now)
+            return await writes.post_transfers(session, transfers, missing, now)
 
-        return await self.store.run(work)
+        receipts = await self.store.run(work)
+        if len(self._known) + len(missing) > KNOWN_ACCOUNTS:
+            self._known.clear()
+        self._known.update(account.id for account in missing)
+        return receipts
 
     async def post_taps(self, taps: Sequence[FareTap]) -> BatchResult:
         """Post the provisional fares of a batch of accepted taps, each at most once."""

@@ -68,15 +68,15 @@ class FareTap:
     def payee_id(self) -> str:
         return revenue_id(self.carrier, self.route, self.fare.currency)
 
-    def accounts(self, rider: Callable[[str, str, str | None], Account]) -> tuple[Account, Account]:
-        """The payer (a rider made by `rider`, or the ticket liability) and the payee."""
+    def payer(self, rider: Callable[[str, str, str | None], Account]) -> Account:
+        """The ticket liability for a prepaid ticket, else the rider account `rider` makes."""
         currency = self.fare.currency
-        payer = (
-            ticket_liability_account(currency)
-            if self.prepaid
-            else rider(self.token, currency, self.category)
-        )
-        return payer, revenue_account(self.carrier, self.route, currency)
+        if self.prepaid:
+            return ticket_liability_account(currency)
+        return rider(self.token, currency, self.category)
+
+    def payee(self) -> Account:
+        return revenue_account(self.carrier, self.route, self.fare.currency)
 
 
 def tap_key(device: str, seq: int) -> str:
