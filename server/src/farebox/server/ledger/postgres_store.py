@@ -21,7 +21,8 @@ from farebox.server.errors import MigrationError, StoreError, UnknownAccountErro
 from farebox.server.ledger.migrations import migrations
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
-    LIMIT_MISMATCH,
+    MISMATCH_COLUMNS,
+    MISMATCH_CONDITION,
     TRANSFER_COLUMNS,
     Row,
     Session,
@@ -51,7 +52,11 @@ _OPEN_ACCOUNTS = (
     " $6::bigint[]) AS a ORDER BY 1 ON CONFLICT DO NOTHING"
 )
 
-_MISMATCHES = LIMIT_MISMATCH + " AND id = ANY ($1::text[]) ORDER BY id"
+# Joined from the array, so that the planner probes the primary key per id.
+_MISMATCHES = (
+    f"{MISMATCH_COLUMNS} FROM unnest($1::text[]) AS t (id) JOIN accounts USING (id)"
+    f" WHERE {MISMATCH_CONDITION}"
+)
 
 
 async def _prepare(connection: asyncpg.Connection) -> None:

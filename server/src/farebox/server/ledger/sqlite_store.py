@@ -23,7 +23,8 @@ from farebox.server.errors import MigrationError, StoreError, UnknownAccountErro
 from farebox.server.ledger.migrations import migrations
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
-    LIMIT_MISMATCH,
+    MISMATCH_COLUMNS,
+    MISMATCH_CONDITION,
     TRANSFER_COLUMNS,
     Row,
     Session,
@@ -41,7 +42,10 @@ _OPEN_ACCOUNT = (
     f"VALUES ({', '.join('?' for _ in ACCOUNT_COLUMNS)}) ON CONFLICT DO NOTHING"
 )
 
-_MISMATCHES = LIMIT_MISMATCH + " AND id IN (SELECT value FROM json_each($1)) ORDER BY id"  # noqa: S608
+_MISMATCHES = (
+    f"{MISMATCH_COLUMNS} FROM accounts"  # noqa: S608 (fixed text)
+    f" WHERE id IN (SELECT value FROM json_each($1)) AND {MISMATCH_CONDITION}"
+)
 
 
 @functools.lru_cache(maxsize=256)

@@ -39,11 +39,12 @@ TRANSFER_COLUMNS = (
     "timeout_ms",
 )
 ACCOUNT_COLUMNS = ("id", "kind", "currency", "credit_limit", "category", "opened_ms")
-LIMIT_MISMATCH = (
-    "SELECT id, posted - pending_debits < -credit_limit FROM accounts"
-    " WHERE kind = 'rider' AND (posted - pending_debits < -credit_limit) <> limit_blocked"
+# Rider accounts whose stoplist flag disagrees with their balance. Each store puts its own
+# way of naming a list of ids between the two halves.
+MISMATCH_COLUMNS = "SELECT id, posted - pending_debits < -credit_limit"
+MISMATCH_CONDITION = (
+    "kind = 'rider' AND (posted - pending_debits < -credit_limit) <> limit_blocked ORDER BY id"
 )
-"""Completed by each store with its way of naming a list of ids, then `ORDER BY id`."""
 
 
 class Session(Protocol):
