@@ -43,9 +43,9 @@ def test_a_validator_image_pulls_in_no_server_code_and_no_postgresql_driver() ->
     assert not closure & {"farebox-server", "farebox-simulators", "asyncpg", "psycopg", "psycopg2"}
 
 
-def test_the_protocol_pulls_in_only_encoding_and_cryptography() -> None:
+def test_the_protocol_pulls_in_only_encoding_cryptography_and_time_zones() -> None:
     direct = {Requirement(r).name for r in metadata.requires("farebox-protocol") or []}
-    assert direct == {"cbor2", "cryptography"}
+    assert direct == {"cbor2", "cryptography", "tzdata"}
 
 
 def test_a_server_image_pulls_in_no_reader_libraries() -> None:

@@ -164,23 +164,25 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
 @pytest.mark.integration
 def test_sigterm_finishes_cleanly_with_every_shown_tap_journalled(tmp_path: Path) -> None:
     config = prepare(tmp_path / "agent")
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert agent.stdin is not None
-    assert agent.stdout is not None
+    log = tmp_path / "stderr.log"
     tokens = [f"nfc:77{n:06x}" for n in range(20)]
-    agent.stdin.write("".join(f"nfc {t.removeprefix('nfc:')}\n" for t in tokens))
-    agent.stdin.flush()
-    shown = [agent.stdout.readline() for _ in tokens]
-    agent.send_signal(signal.SIGTERM)
-    assert agent.wait(10) == 0
-    agent.stdin.close()
-    agent.stdout.close()
+    with (
+        log.open("w") as stderr,
+        subprocess.Popen(
+            [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        ) as agent,
+    ):
+        assert agent.stdin is not None
+        assert agent.stdout is not None
+        agent.stdin.write("".join(f"nfc {t.removeprefix('nfc:')}\n" for t in tokens))
+        agent.stdin.flush()
+        shown = [agent.stdout.readline() for _ in tokens]
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0, log.read_text()
     accepted = {line.split("token=")[1].split()[0] for line in shown if line.startswith("ACCEPT")}
     assert accepted == set(tokens)
     assert check_journal(tmp_path / "agent", accepted) == len(tokens)
