@@ -117,7 +117,7 @@ async def test_an_unknown_account_is_refused(ledger: Ledger) -> None:
         await ledger.post([transfer])
     with pytest.raises(UnknownAccountError):
         await ledger.set_credit_limit("nfc:nobody", "KZT", 100)
-    with pytest.raises(UnknownAccountError):
+    with pytest.raises(TransferStateError, match="no transfer"):
         await ledger.reverse("no-such-key", "rev-1", "test")
 
 

@@ -9,8 +9,8 @@
         ├── UnknownAccountError     an account that does not exist (or of the wrong currency)
         ├── IdempotencyConflictError  a key already used for a transfer with other content
         ├── InsufficientFundsError  a refund larger than what the rider has available
-        ├── TransferStateError      a pending transfer that is resolved, expired or unknown
-        └── InvariantViolationError the books do not add up (raised by `verify`)
+        └── TransferStateError      a transfer to resolve or reverse that is unknown, already
+                                    resolved or reversed, or expired
 
 Each refusal is raised before or inside the database transaction that would have posted,
 so a refused request leaves the books exactly as they were. Python's own TypeError and
@@ -64,12 +64,4 @@ class InsufficientFundsError(LedgerError):
 
 
 class TransferStateError(LedgerError):
-    """A pending transfer that cannot be posted or voided (unknown, resolved or expired)."""
-
-
-class InvariantViolationError(LedgerError):
-    """One or more ledger invariants do not hold."""
-
-    def __init__(self, violations: Sequence[str]) -> None:
-        super().__init__("; ".join(violations))
-        self.violations = tuple(violations)
+    """A transfer that cannot be resolved or reversed (unknown, already done, or expired)."""

@@ -5,6 +5,7 @@
     posting      pure rules: tap -> fare, top-up, hold, reversal, adjustment
     fare_day     the operator's local day with its boundary (e.g. 03:00 Asia/Almaty)
     settlement   re-rating a rider's day behind the `Rater` interface
+    tariff_rater the tariff engine as a `Rater`
     stoplist     versioned stoplist with deltas and full-list checksums (pure)
     store        the storage interface; sqlite_store and postgres_store implement it
     reads/writes queries and postings written once for both stores

@@ -85,13 +85,6 @@ class AccountState:
     def balance(self) -> Money:
         return Money(self.posted, self.account.currency)
 
-    @property
-    def below_limit(self) -> bool:
-        """True when a rider has spent past the credit limit: the stoplist's trigger."""
-        return self.account.kind is AccountKind.RIDER and self.available.minor < -(
-            self.account.credit_limit
-        )
-
 
 def rider_account(
     token: str, currency: str, *, credit_limit: int = 0, category: str | None = None

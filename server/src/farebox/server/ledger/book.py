@@ -9,7 +9,7 @@ awaits the store, so it is safe to call from the server's event loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -41,7 +41,7 @@ from farebox.server.ledger.posting import (
     top_up_transfer,
     write_off_transfer,
 )
-from farebox.server.ledger.settlement import Rater, settlement_transfers
+from farebox.server.ledger.settlement import DayState, Rater, settlement_transfers
 from farebox.server.ledger.stoplist import OPERATOR_REASONS, BlockChange, BlockReason, Delta, Head
 from farebox.server.ledger.store import Session, Store
 from farebox.server.ledger.transfers import Entry, Receipt, Transfer
@@ -63,6 +63,19 @@ class BatchResult:
 
     fresh: int
     repeated: int
+
+
+def _settlement(
+    state: DayState, adjustments: Sequence[Transfer], now_ms: int
+) -> Callable[[Session], Awaitable[tuple[Receipt, ...] | None]]:
+    """Claim the next revision of a day and post its adjustments; None if another server won."""
+
+    async def work(session: Session) -> tuple[Receipt, ...] | None:
+        if not await writes.claim_settlement(session, state, now_ms):
+            return None
+        return await writes.post_transfers(session, adjustments, (), now_ms)
+
+    return work
 
 
 class Ledger:
@@ -210,7 +223,7 @@ class Ledger:
         """Undo a posted transfer with a new one; a reversed fare leaves its day's rating."""
         original = await self.transfer(key)
         if original is None:
-            raise UnknownAccountError(f"no transfer {key}")
+            raise TransferStateError(f"no transfer {key} to reverse")
         reversal = reversal_transfer(
             original.transfer, key=reversal_key, time_ms=self._clock(), reason=reason
         )
@@ -295,14 +308,7 @@ class Ledger:
             adjustments = settlement_transfers(
                 state, rated, currency=currency, time_ms=self.policy.closes_at_ms(day)
             )
-            now = self._clock()
-
-            async def work(session: Session) -> tuple[Receipt, ...] | None:
-                if not await writes.claim_settlement(session, state, now):  # noqa: B023
-                    return None
-                return await writes.post_transfers(session, adjustments, (), now)  # noqa: B023
-
-            receipts = await self.store.run(work)
+            receipts = await self.store.run(_settlement(state, adjustments, self._clock()))
             if receipts is not None:
                 return receipts
         raise LedgerError(f"{account_id} {day}: settlement kept racing with another server")

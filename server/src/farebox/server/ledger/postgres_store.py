@@ -145,15 +145,16 @@ class PostgresStore:
         return steps[-1].version
 
     async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
-        for attempt in range(RETRIES):
+        attempt = 1
+        while True:
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
                     return await work(_PostgresSession(connection))
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                if attempt == RETRIES - 1:
+                if attempt == RETRIES:
                     raise
                 await asyncio.sleep(0.01 * 2**attempt)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                attempt += 1
 
     async def close(self) -> None:
         await self._pool.close()

@@ -27,7 +27,3 @@ def migrations(dialect: str) -> tuple[Migration, ...]:
             found.append(Migration(int(number), name, entry.read_text(encoding="utf-8")))
     found.sort(key=lambda migration: migration.version)
     return tuple(found)
-
-
-def latest(dialect: str) -> int:
-    return migrations(dialect)[-1].version
