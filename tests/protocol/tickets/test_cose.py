@@ -133,7 +133,7 @@ def sign1(protected: object, unprotected: object, payload: object, signature: ob
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
-        (b"", "not well-formed"),
+        (b"", "empty input"),
         (b"\xd2", "not well-formed"),
         (sign1(b"\xa1\x01\x27", {}, b"p", b"s") + b"\x00", "trailing bytes"),
         (cbor2.dumps(cbor2.CBORTag(18, [b"", {}, b"p"])), "four fields"),
@@ -158,3 +158,22 @@ def test_a_key_id_that_is_not_bytes_is_a_decode_error() -> None:
     message = cose.decode(sign1(b"\xa1\x01\x27", {4: "text"}, b"p", b"s" * 64))
     with pytest.raises(DecodeError, match="key id"):
         _ = message.kid
+
+
+def test_es256_signing_writes_the_low_s_form_that_verify_also_accepts_flipped() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    # Each signature has an even chance of a high s before it is normalised.
+    for payload in range(40):
+        message = cose.decode(cose.sign(bytes([payload]), key, kid=b"k"))
+        assert cose.is_low_s(message.signature)
+        r, s = message.signature[:32], int.from_bytes(message.signature[32:], "big")
+        flipped = cose.Sign1(
+            message.protected_bytes,
+            message.protected,
+            message.unprotected,
+            message.payload,
+            r + (cose.P256_ORDER - s).to_bytes(32, "big"),
+        )
+        # RFC 9052 does not ask for low s, so the generic verifier takes both forms.
+        assert not cose.is_low_s(flipped.signature)
+        assert cose.verify(flipped, [key.public_key()]) == key.public_key()

@@ -9,6 +9,7 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from farebox.protocol import cbor
 from farebox.protocol.errors import DecodeError, InvalidValueError
 from farebox.protocol.tickets import cose, cwt
 
@@ -73,3 +74,15 @@ def test_private_claims_are_kept_and_registered_ones_cannot_hide_among_them() ->
     assert claims.other == {-65537: {1: "x"}, "name": 3}
     with pytest.raises(InvalidValueError):
         cwt.Claims(other={cwt.EXP: 1})
+
+
+def test_claims_are_encoded_with_keys_in_the_order_of_their_encoded_bytes() -> None:
+    # RFC 7049's canonical order (shorter keys first) would put -1 (20) before 24 (18 18).
+    claims = cwt.Claims(other={-1: 0, 24: 0})
+    assert cwt.encode_claims(claims).hex() == "a2181800" + "2000"
+    assert cwt.encode_claims(claims) == cbor.encode({24: 0, -1: 0})
+
+
+def test_a_claim_value_outside_farebox_cbor_types_cannot_be_encoded() -> None:
+    with pytest.raises(TypeError, match="float"):
+        cwt.encode_claims(cwt.Claims(other={-65537: 1.5}))

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
 from farebox.protocol import cbor
-from farebox.protocol.errors import DecodeError, ProtocolError, RemoteProtocolError
+from farebox.protocol.errors import (
+    DecodeError,
+    ProtocolError,
+    RemoteProtocolError,
+    UnknownKeyError,
+)
 from farebox.protocol.tickets import base45, cose, cwt, ticket
-from farebox.protocol.tickets.issuers import IssuerKey, IssuerKeySet
+from farebox.protocol.tickets.issuers import DEFAULT_MAX_LIFETIME, IssuerKey, IssuerKeySet
 
 SIGNER = Ed25519PrivateKey.from_private_bytes(bytes(32))
 KID = b"kid1"
@@ -27,7 +34,7 @@ tickets = st.builds(
     st.text(min_size=1, max_size=20),
     st.integers(min_value=1, max_value=2**32),
     seconds,
-    st.integers(min_value=1, max_value=2**32),
+    st.integers(min_value=1, max_value=DEFAULT_MAX_LIFETIME),
 )
 
 
@@ -45,6 +52,15 @@ def test_base45_decoding_any_text_raises_only_decode_errors(text: str) -> None:
 @given(tickets)
 def test_tickets_round_trip(value: ticket.Ticket) -> None:
     assert ticket.verify(ticket.issue(value, SIGNER, kid=KID), KEYS, value.valid_from) == value
+
+
+@given(tickets, st.integers(min_value=1, max_value=2**32))
+def test_a_ticket_living_longer_than_the_key_set_allows_is_refused(
+    value: ticket.Ticket, excess: int
+) -> None:
+    longer = dataclasses.replace(value, valid_until=value.issued_at + KEYS.max_lifetime + excess)
+    with pytest.raises(UnknownKeyError, match="longer than"):
+        ticket.verify(ticket.issue(longer, SIGNER, kid=KID), KEYS, longer.valid_from)
 
 
 @given(tickets, st.data())

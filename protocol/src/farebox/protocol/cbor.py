@@ -7,7 +7,9 @@ in that deterministic form, made only of the types farebox uses (unsigned and ne
 integers, byte strings, text strings, arrays, maps, booleans and null). Anything else is a
 DecodeError whose message says what was wrong. Floats, tags and undefined are refused
 because no farebox message has them, and accepting them would let two encodings of one
-message hash differently.
+message hash differently. The one exception is `decode_tagged`, for a standard format that
+wraps its content in a tag (a COSE_Sign1 ticket); `parse` reads such formats without the
+deterministic check, and `deterministic` orders a value's maps for encoding under a tag.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def _ordered(value: object) -> object:
         if _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
             return value
         raise _ForeignItemError("integer beyond 64 bits (bignum tags are not allowed)")
-    if kind is dict:
+    # cbor2 hands back what a tag holds immutable: its maps as frozendict, arrays as tuples.
+    if kind is dict or kind is cbor2.frozendict:
         mapping: dict[object, object] = value  # type: ignore[assignment]
         keys = tuple(mapping)
         return {
@@ -85,16 +88,30 @@ def _ordered(value: object) -> object:
     raise _ForeignItemError(f"CBOR item of type {kind.__name__} not allowed")
 
 
-def encode(value: Value) -> bytes:
-    """Encode `value` in deterministic CBOR."""
+def deterministic(value: object) -> object:
+    """`value` with every map in deterministic key order, ready for `cbor2.dumps`.
+
+    For what `encode` cannot take whole, such as a tagged COSE message:
+    `cbor2.dumps(cbor2.CBORTag(18, deterministic(content)))`. TypeError for anything that is
+    not one of farebox's CBOR types.
+    """
     try:
-        return cbor2.dumps(_ordered(value))
+        return _ordered(value)
     except _ForeignItemError as error:
         raise TypeError(f"cannot encode: {error}") from None
 
 
-def decode(data: bytes, what: str = "message") -> object:
-    """Decode exactly one deterministic CBOR item of farebox's types, or raise DecodeError."""
+def encode(value: Value) -> bytes:
+    """Encode `value` in deterministic CBOR."""
+    return cbor2.dumps(deterministic(value))
+
+
+def parse(data: bytes, what: str = "message") -> object:
+    """Decode exactly one well-formed CBOR item of any kind, tags kept, or raise DecodeError.
+
+    Neither the deterministic form nor farebox's types are checked: this reads standard
+    formats as they come (a COSE header, CWT claims); `decode` and `decode_tagged` add both.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -107,10 +124,34 @@ def decode(data: bytes, what: str = "message") -> object:
         raise DecodeError(f"{what}: not well-formed CBOR ({error})") from None
     if stream.tell() != len(data):
         raise DecodeError(f"{what}: {len(data) - stream.tell()} trailing bytes after the item")
+    return value
+
+
+def decode(data: bytes, what: str = "message") -> object:
+    """Decode exactly one deterministic CBOR item of farebox's types, or raise DecodeError."""
+    value = parse(data, what)
+    _require_deterministic(value, bytes(data), what)
+    return value
+
+
+def decode_tagged(data: bytes, tag: int, what: str = "message") -> object:
+    """Decode one deterministic CBOR item wrapped in `tag` and return what the tag holds.
+
+    The content must be of farebox's types, like everything `decode` accepts; the tag itself
+    is the one tag allowed, and only at the top.
+    """
+    item = parse(data, what)
+    if not isinstance(item, cbor2.CBORTag) or item.tag != tag:
+        raise DecodeError(f"{what}: the tag {tag} is required")
+    _require_deterministic(item.value, bytes(data), what, tag)
+    return item.value
+
+
+def _require_deterministic(value: object, data: bytes, what: str, tag: int | None = None) -> None:
+    """DecodeError unless `data` is `value` (in `tag` if given) encoded deterministically."""
     try:
-        canonical = cbor2.dumps(_ordered(value))
+        ordered = _ordered(value)
     except _ForeignItemError as error:
         raise DecodeError(f"{what}: {error}") from None
-    if canonical != data:
+    if cbor2.dumps(ordered if tag is None else cbor2.CBORTag(tag, ordered)) != data:
         raise DecodeError(f"{what}: not in deterministic encoding (RFC 8949 section 4.2.1)")
-    return value

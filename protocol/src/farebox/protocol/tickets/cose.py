@@ -12,11 +12,13 @@ headers. Verification then requires:
 
 An empty protected header is signed as a zero-length byte string even when it was sent as
 an encoded empty map (`A0`), as RFC 9052 section 4.4 builds the Sig_structure.
+
+`sign` writes deterministic CBOR (farebox.protocol.cbor) and, for ES256, the low-`s` form of
+the signature; `verify` accepts either `s`, as the standard does.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -32,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from farebox.protocol import cbor
 from farebox.protocol.errors import AlgorithmError, DecodeError, SignatureError
 
 SIGN1_TAG = 18
@@ -43,15 +46,9 @@ PublicKey: TypeAlias = Ed25519PublicKey | ec.EllipticCurvePublicKey
 PrivateKey: TypeAlias = Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 Header: TypeAlias = Mapping[int | str, object]
 
-# Every way cbor2 reports input it cannot turn into values; all of them mean malformed bytes.
-CBOR_FAILURES = (
-    cbor2.CBORDecodeError,
-    ValueError,
-    TypeError,
-    LookupError,
-    OverflowError,
-    RecursionError,
-)
+# The order of P-256's base point. An ECDSA signature (r, s) verifies as (r, n - s) too, so
+# `sign` writes the lower of the two and farebox tickets refuse the higher.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 class Algorithm(IntEnum):
@@ -93,23 +90,9 @@ class Sign1:
         return value
 
 
-def loads(data: bytes, what: str) -> object:
-    """Decode exactly one CBOR item of any kind (tags kept), or raise DecodeError."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DecodeError(f"{what}: expected bytes, got {type(data).__name__}")
-    stream = io.BytesIO(bytes(data))
-    try:
-        value = cbor2.CBORDecoder(stream).decode()
-    except CBOR_FAILURES as error:
-        raise DecodeError(f"{what}: not well-formed CBOR ({error})") from None
-    if stream.tell() != len(data):
-        raise DecodeError(f"{what}: {len(data) - stream.tell()} trailing bytes after the item")
-    return value
-
-
 def decode(data: bytes, *, require_tag: bool = True) -> Sign1:
     """Read a COSE_Sign1 message, or raise DecodeError saying what is wrong with it."""
-    return from_item(loads(data, "COSE_Sign1"), require_tag=require_tag)
+    return from_item(cbor.parse(data, "COSE_Sign1"), require_tag=require_tag)
 
 
 def from_item(item: object, *, require_tag: bool = True) -> Sign1:
@@ -127,7 +110,7 @@ def from_item(item: object, *, require_tag: bool = True) -> Sign1:
         raise DecodeError("COSE_Sign1: the protected header must be a byte string")
     protected: Header = {}
     if protected_bytes:
-        protected = _header(loads(protected_bytes, "COSE protected header"), "protected")
+        protected = _header(cbor.parse(protected_bytes, "COSE protected header"), "protected")
     unprotected = _header(unprotected, "unprotected")
     if payload is None:
         raise DecodeError("COSE_Sign1: detached payloads are not supported")
@@ -157,7 +140,7 @@ def to_be_signed(message: Sign1, external_aad: bytes = b"") -> bytes:
 
 
 def _sig_structure(body_protected: bytes, payload: bytes, external_aad: bytes) -> bytes:
-    return cbor2.dumps(["Signature1", body_protected, external_aad, payload])
+    return cbor.encode(["Signature1", body_protected, external_aad, payload])
 
 
 def verify(message: Sign1, keys: Iterable[PublicKey], external_aad: bytes = b"") -> PublicKey:
@@ -205,12 +188,18 @@ def algorithm_of(key: PrivateKey | PublicKey) -> Algorithm:
 def sign(payload: bytes, key: PrivateKey, *, kid: bytes, external_aad: bytes = b"") -> bytes:
     """A tagged COSE_Sign1 message with the algorithm and key id in the protected header."""
     algorithm = algorithm_of(key)
-    protected = cbor2.dumps({ALG: int(algorithm), KID: kid}, canonical=True)
+    protected = cbor.encode({ALG: int(algorithm), KID: kid})
     data = _sig_structure(protected, payload, external_aad)
     if isinstance(key, Ed25519PrivateKey):
         signature = key.sign(data)
     else:
         r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+        s = min(s, P256_ORDER - s)
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    message = cbor2.CBORTag(SIGN1_TAG, [protected, {}, payload, signature])
-    return cbor2.dumps(message, canonical=True)
+    content = cbor.deterministic([protected, {}, payload, signature])
+    return cbor2.dumps(cbor2.CBORTag(SIGN1_TAG, content))
+
+
+def is_low_s(signature: bytes) -> bool:
+    """Whether an ES256 signature (r and s, 32 bytes each) has the lower of its two `s`."""
+    return int.from_bytes(signature[32:], "big") <= P256_ORDER // 2

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import cbor2
 
+from farebox.protocol import cbor
 from farebox.protocol.errors import DecodeError, InvalidValueError
 from farebox.protocol.tickets import cose
 
@@ -65,13 +66,17 @@ class Claims:
 
 
 def encode_claims(claims: Claims) -> bytes:
-    """The claims set in deterministic CBOR, ready to be a COSE payload."""
-    return cbor2.dumps(claims.to_map(), canonical=True)
+    """The claims set in deterministic CBOR, ready to be a COSE payload.
+
+    TypeError for a claim value outside farebox's CBOR types (a float, a tag): farebox
+    issues none, though `decode_claims` reads them as RFC 8392 allows.
+    """
+    return cbor2.dumps(cbor.deterministic(claims.to_map()))
 
 
 def decode_claims(payload: bytes) -> Claims:
     """Read a claims set, or raise DecodeError naming the claim that is wrong."""
-    value = cose.loads(payload, "CWT claims")
+    value = cbor.parse(payload, "CWT claims")
     if not isinstance(value, Mapping):
         raise DecodeError("CWT claims: expected a map")
     texts: dict[int, str | None] = {}
@@ -108,7 +113,7 @@ def decode_claims(payload: bytes) -> Claims:
 
 def decode_token(data: bytes) -> cose.Sign1:
     """Read a signed CWT: a COSE_Sign1 message, optionally wrapped in the CWT tag 61."""
-    item = cose.loads(data, "CWT")
+    item = cbor.parse(data, "CWT")
     if isinstance(item, cbor2.CBORTag) and item.tag == CWT_TAG:
         item = item.value
     return cose.from_item(item)

@@ -11,11 +11,13 @@ argument because the protocol reads no clock:
 
 - DecodeError: too long, wrong prefix, bad Base45, CBOR that is not a deterministic
   COSE_Sign1 of exactly these claims;
-- UnknownKeyError: no trusted key has the kid, or none belongs to the ticket's issuer and
-  was valid when the ticket was issued;
+- UnknownKeyError: no trusted key has the kid; or none belongs to the ticket's issuer, was
+  valid when the ticket was issued and is not past its `not_after`; or the ticket lives
+  longer (`exp - iat`) than the key set's `max_lifetime`;
 - AlgorithmError: no algorithm in the protected header, one other than EdDSA or ES256, or
   one that does not match the keys with the kid;
-- SignatureError: no key with the kid verifies the signature;
+- SignatureError: an ES256 signature in its high-`s` form, or no key with the kid
+  verifies the signature;
 - TicketNotYetValidError / TicketExpiredError: a genuine ticket outside [valid_from,
   valid_until).
 """
@@ -25,12 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import cbor2
-
+from farebox.protocol import cbor
 from farebox.protocol.errors import (
     AlgorithmError,
     DecodeError,
     InvalidValueError,
+    SignatureError,
     TicketExpiredError,
     TicketNotYetValidError,
     UnknownKeyError,
@@ -107,12 +109,23 @@ def verify(text: str, keys: IssuerKeySet, now: int) -> Ticket:
     trusted = [
         key.public_key
         for key in fitting
-        if key.issuer == ticket.issuer and key.trusted_at(ticket.issued_at)
+        if key.issuer == ticket.issuer and key.trusted_at(ticket.issued_at, now)
     ]
     if not trusted:
         raise UnknownKeyError(
             f"ticket: no key of issuer {ticket.issuer!r} with this kid was valid at issue"
+            " and is still trusted now"
         )
+    # `iat` picks the key, and whoever holds a key writes `iat`: without this bound a
+    # retired key could still sign tickets, backdated into its window, that never expire.
+    lifetime = ticket.valid_until - ticket.issued_at
+    if lifetime > keys.max_lifetime:
+        raise UnknownKeyError(
+            f"ticket: lives {lifetime} s from issue, longer than the {keys.max_lifetime} s"
+            " the issuer keys are trusted for"
+        )
+    if algorithm is cose.Algorithm.ES256 and not cose.is_low_s(message.signature):
+        raise SignatureError("ticket: an ES256 signature must use the low-s form")
     cose.verify(message, trusted)
     if now < ticket.valid_from:
         raise TicketNotYetValidError(f"ticket: valid from {ticket.valid_from}, now {now}")
@@ -130,11 +143,10 @@ def decode(text: str) -> cose.Sign1:
     if not text.startswith(PREFIX):
         raise DecodeError(f"ticket: does not start with {PREFIX!r}")
     data = base45.decode(text[len(PREFIX) :])
-    item = cose.loads(data, "ticket")
-    # One ticket has exactly one encoding, so its bytes can never be varied to look new.
-    if cbor2.dumps(item, canonical=True) != data:
-        raise DecodeError("ticket: COSE_Sign1 not in deterministic CBOR")
-    message = cose.from_item(item)
+    # Deterministic CBOR leaves no unsigned byte free to vary; `verify` refuses the other
+    # form of an ES256 signature. Single use is still keyed by the ticket id, not the bytes.
+    content = cbor.decode_tagged(data, cose.SIGN1_TAG, "ticket")
+    message = cose.from_item(content, require_tag=False)  # decode_tagged required the tag
     if message.unprotected:
         raise DecodeError("ticket: the unprotected header must be empty")
     return message
