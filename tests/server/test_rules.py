@@ -145,8 +145,9 @@ def test_settlement_moves_each_carriers_difference_once() -> None:
         DayTap("tap:b:1", 1, "revenue:KZT:a:1", "1", kzt(200)),
         DayTap("tap:b:2", 2, "revenue:KZT:b:2", "2", kzt(200)),
     )
-    state = DayState("rider:nfc:0a", date(2026, 3, 2), 0, -1, 2, taps,
-                     {"revenue:KZT:a:1": 20000, "revenue:KZT:b:2": 20000})  # fmt: skip
+    charged = {"revenue:KZT:a:1": 20000, "revenue:KZT:b:2": 20000}
+    state = DayState("rider:nfc:0a", date(2026, 3, 2), 0, dirty=True, fares=2, taps=taps,
+                     charged=charged)  # fmt: skip
     moves = settlement_transfers(state, [kzt(200), kzt(0)], currency="KZT", time_ms=0)
     assert [(t.debit, t.credit, t.amount) for t in moves] == [
         ("revenue:KZT:b:2", "rider:nfc:0a", kzt(200))

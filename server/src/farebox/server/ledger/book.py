@@ -49,8 +49,6 @@ from farebox.server.ledger.transfers import Entry, Receipt, Transfer
 SETTLEMENT_ATTEMPTS = 3
 KNOWN_ACCOUNTS = 500_000
 """How many account ids a Ledger remembers as existing (so it need not open them again)."""
-LATE_TAP_HORIZON = timedelta(days=35)
-"""How far back `settle_due` looks for days that late taps changed."""
 
 
 def wall_clock_ms() -> int:
@@ -293,7 +291,7 @@ class Ledger:
         """Re-rate one rider's fare day and post the difference; a no-op if nothing changed."""
         for _ in range(SETTLEMENT_ATTEMPTS):
             state = await self.store.run(lambda s: reads.day_state(s, account_id, day))
-            if state.unchanged and not force:
+            if not state.dirty and not force:
                 return ()
             if state.taps:
                 currency = state.taps[0].charged.currency
@@ -316,9 +314,7 @@ class Ledger:
     async def settle_due(self, rater: Rater, *, limit: int = 1000) -> int:
         """Settle closed fare days not settled yet or changed by late taps; return how many."""
         last = self.policy.last_closed(self._clock())
-        due = await self.store.run(
-            lambda session: reads.due_days(session, last - LATE_TAP_HORIZON, last, limit)
-        )
+        due = await self.store.run(lambda session: reads.due_days(session, last, limit))
         for account_id, day in due:
             await self.settle(account_id, day, rater)
         return len(due)

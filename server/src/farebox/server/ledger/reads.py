@@ -142,14 +142,11 @@ GROUP BY 1
 """  # noqa: S608 (fixed text)
 
 # What a settlement depends on besides the tariff: the rider's completed fares of the day
-# and the reversals that took some back. A day whose count of these changed since its last
-# settlement is due again.
-_DAY_EVENTS = """
-SELECT debit AS account, fare_day FROM transfers
-WHERE kind = 'fare' AND phase IN ('single', 'post') AND fare_day BETWEEN $1 AND $2
-UNION ALL
-SELECT credit, fare_day FROM transfers
-WHERE kind = 'reversal' AND fare_day BETWEEN $1 AND $2
+# and the reversals that took some back. Both are counted through the account-day indexes.
+DAY_EVENTS = """
+(SELECT count(*) FROM transfers
+ WHERE debit = $1 AND fare_day = $2 AND kind = 'fare' AND phase IN ('single', 'post'))
++ (SELECT count(*) FROM transfers WHERE credit = $1 AND fare_day = $2 AND kind = 'reversal')
 """
 
 
@@ -165,33 +162,21 @@ async def day_state(session: Session, account_id: str, day: date) -> DayState:
     charged = {
         revenue: int(net) for revenue, net in await session.fetch(_DAY_CHARGED, account_id, text)
     }
-    ((events,),) = await session.fetch(
-        f"SELECT count(*) FROM ({_DAY_EVENTS}) e WHERE account = $3",  # noqa: S608 (fixed text)
-        text,
-        text,
-        account_id,
-    )
+    ((events,),) = await session.fetch(f"SELECT {DAY_EVENTS}", account_id, text)
     settled = await session.fetch(
-        "SELECT revision, taps_seen FROM fare_days WHERE account = $1 AND fare_day = $2",
+        "SELECT revision, dirty FROM fare_days WHERE account = $1 AND fare_day = $2",
         account_id,
         text,
     )
-    revision, seen = settled[0] if settled else (0, -1)
-    return DayState(account_id, day, revision, seen, int(events), taps, charged)
+    revision, dirty = settled[0] if settled else (0, False)
+    return DayState(account_id, day, revision, bool(dirty), int(events), taps, charged)
 
 
-async def due_days(session: Session, first: date, last: date, limit: int) -> list[tuple[str, date]]:
-    """Rider days in [first, last] never settled, or with taps the last settlement did not see."""
+async def due_days(session: Session, last: date, limit: int) -> list[tuple[str, date]]:
+    """Rider days up to `last` with fares or reversals that no settlement has seen."""
     rows = await session.fetch(
-        f"""
-        SELECT e.account, e.fare_day FROM ({_DAY_EVENTS}) e
-        LEFT JOIN fare_days d ON d.account = e.account AND d.fare_day = e.fare_day
-        WHERE e.account LIKE 'rider:%'
-        GROUP BY e.account, e.fare_day, d.taps_seen
-        HAVING count(*) <> coalesce(d.taps_seen, -1)
-        ORDER BY e.fare_day, e.account LIMIT $3
-        """,  # noqa: S608 (fixed text)
-        first.isoformat(),
+        "SELECT account, fare_day FROM fare_days WHERE dirty AND fare_day <= $1"
+        " ORDER BY fare_day, account LIMIT $2",
         last.isoformat(),
         limit,
     )

@@ -78,18 +78,13 @@ class DayState:
     day: date
     revision: int
     """How many settlements of this day have been recorded."""
-    taps_seen: int
-    """How many fares and fare reversals the day had at its last settlement; -1 if never."""
+    dirty: bool
+    """True if the day has fares or reversals its last settlement did not see."""
     fares: int
     """How many fares and fare reversals the day has now."""
     taps: tuple[DayTap, ...]
     charged: Mapping[str, int]
     """Net minor units moved from the rider to each revenue account for this day so far."""
-
-    @property
-    def unchanged(self) -> bool:
-        """True if the last settlement already saw every fare and reversal the day has now."""
-        return self.taps_seen == self.fares
 
 
 def settlement_transfers(

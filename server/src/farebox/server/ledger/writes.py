@@ -16,8 +16,8 @@ from farebox.server.errors import (
     InsufficientFundsError,
     TransferStateError,
 )
-from farebox.server.ledger.accounts import Account, token_of
-from farebox.server.ledger.reads import account_state, transfer
+from farebox.server.ledger.accounts import RIDER_PREFIX, Account, token_of
+from farebox.server.ledger.reads import DAY_EVENTS, account_state, transfer
 from farebox.server.ledger.settlement import DayState
 from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan, plan_changes
 from farebox.server.ledger.store import Row, Session
@@ -120,9 +120,27 @@ async def post_transfers(
             for receipt, item in zip(receipts, transfers, strict=True)
         ]
     await _check_payouts(session, [item for item in transfers if item.key in fresh_keys])
+    await session.mark_days(_rider_days([item for item in transfers if item.key in fresh_keys]))
     touched = {item.debit for item in transfers} | {item.credit for item in transfers}
     await sync_limit_blocks(session, sorted(touched), now_ms)
     return tuple(receipt for receipt in receipts if receipt is not None)
+
+
+def _rider_days(posted: Sequence[Transfer]) -> list[tuple[str, str]]:
+    """The rider fare days that `posted` changes: settlement must look at them again."""
+    days: dict[tuple[str, str], None] = {}
+    for item in posted:
+        if item.fare_day is None:
+            continue
+        if item.kind is TransferKind.FARE and item.moves():
+            rider = item.debit
+        elif item.kind is TransferKind.REVERSAL:
+            rider = item.credit
+        else:
+            continue
+        if rider.startswith(RIDER_PREFIX):
+            days[rider, item.fare_day.isoformat()] = None
+    return list(days)
 
 
 async def _check_payouts(session: Session, posted: Sequence[Transfer]) -> None:
@@ -189,26 +207,28 @@ async def set_credit_limit(session: Session, account_id: str, limit: int, now_ms
     return bool(rows)
 
 
+_CLAIM = f"""
+INSERT INTO fare_days (account, fare_day, revision, dirty, settled_ms)
+VALUES ($1, $2, 1, {DAY_EVENTS} <> $4, $5)
+ON CONFLICT (account, fare_day) DO UPDATE
+SET revision = fare_days.revision + 1, dirty = excluded.dirty, settled_ms = excluded.settled_ms
+WHERE fare_days.revision = $3 RETURNING revision
+"""  # noqa: S608 (fixed text)
+
+
 async def claim_settlement(session: Session, state: DayState, now_ms: int) -> bool:
-    """Record settlement `state.revision + 1` of a day; False if another got there first."""
+    """Record settlement `state.revision + 1` of a day; False if another got there first.
+
+    The day stays dirty if fares or reversals arrived since `state` was read: they are
+    counted again here, inside the transaction that claims the revision.
+    """
     day = state.day.isoformat()
-    if state.revision == 0:
-        rows = await session.fetch(
-            "INSERT INTO fare_days (account, fare_day, revision, taps_seen, settled_ms)"
-            " VALUES ($1, $2, 1, $3, $4) ON CONFLICT DO NOTHING RETURNING revision",
-            state.account,
-            day,
-            state.fares,
-            now_ms,
-        )
-    else:
-        rows = await session.fetch(
-            "UPDATE fare_days SET revision = revision + 1, taps_seen = $4, settled_ms = $5"
-            " WHERE account = $1 AND fare_day = $2 AND revision = $3 RETURNING revision",
-            state.account,
-            day,
-            state.revision,
-            state.fares,
-            now_ms,
-        )
+    rows = await session.fetch(
+        _CLAIM,
+        state.account,
+        day,
+        state.revision,
+        state.fares,
+        now_ms,
+    )
     return bool(rows)

@@ -57,6 +57,8 @@ CREATE TABLE transfers (
 CREATE UNIQUE INDEX transfers_origin ON transfers (origin) WHERE origin IS NOT NULL;
 CREATE INDEX transfers_debit_day ON transfers (debit, fare_day);
 CREATE INDEX transfers_credit_day ON transfers (credit, fare_day);
+-- A day's transfers, for its revenue report: appended in order, as days come one by one.
+CREATE INDEX transfers_fare_day ON transfers (fare_day) WHERE fare_day IS NOT NULL;
 
 CREATE FUNCTION transfers_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -159,11 +161,17 @@ CREATE TABLE stoplist_head (
 
 INSERT INTO stoplist_head (version, checksum) VALUES (0, decode(repeat('00', 32), 'hex'));
 
+-- One row per rider fare day with postings. `dirty` is set by every fare or fare reversal
+-- posted for the day and cleared by the settlement that saw them all; revision counts the
+-- settlements, and a settlement claims revision n+1 only if it is still n.
 CREATE TABLE fare_days (
     account    text NOT NULL REFERENCES accounts (id),
     fare_day   text NOT NULL,
-    revision   bigint NOT NULL CHECK (revision > 0),
-    taps_seen  bigint NOT NULL CHECK (taps_seen >= 0),
-    settled_ms bigint NOT NULL,
+    revision   bigint NOT NULL DEFAULT 0 CHECK (revision >= 0),
+    dirty      boolean NOT NULL DEFAULT true,
+    settled_ms bigint,
     PRIMARY KEY (account, fare_day)
 );
+
+-- The days due for settlement, and only those.
+CREATE INDEX fare_days_due ON fare_days (fare_day) WHERE dirty;

@@ -1,0 +1,1 @@
+"""farebox.server.http: the aiohttp shell around the sync and ledger cores."""

@@ -1,0 +1,35 @@
+"""The application's typed state: its settings and its store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from farebox.protocol.auth import DEFAULT_WINDOW_MS
+from farebox.server.ledger.store import Store
+from farebox.server.sync.ingest import Books
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What one server process needs to know; see `farebox-server run --help`."""
+
+    db: str
+    books: Books
+    operator_token: str | None = None
+    auth_window_ms: int = DEFAULT_WINDOW_MS
+    max_body_bytes: int = MAX_BODY_BYTES
+    clock: Callable[[], int] = field(default=wall_clock_ms, compare=False)
+
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)

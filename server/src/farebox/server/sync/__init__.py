@@ -1,0 +1,1 @@
+"""farebox.server.sync: devices, exactly-once ingest and signed packages, without HTTP."""

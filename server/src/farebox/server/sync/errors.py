@@ -1,0 +1,53 @@
+"""The sync server's refusals, each with the stable code the HTTP API answers with.
+
+They extend farebox.server's error tree (see farebox.server.errors):
+
+    SyncError                   a device request refused; `code` and `status` say how
+    ├── EnrollmentError         an enrollment token unknown, used or expired (403)
+    ├── DeviceError             an operator named a device that does not exist (404)
+    ├── AuthenticationError     a device request not authenticated (401): its `code` is
+    │                           unsigned, bad_signature, unknown_device, revoked, stale
+    │                           or replay
+    ├── MalformedRequestError   a body that does not decode (400: malformed or
+    │                           unsupported_version)
+    └── NoPackageError          no package of that kind is published (404)
+"""
+
+from __future__ import annotations
+
+from farebox.server.errors import ServerError
+
+
+class SyncError(ServerError):
+    code = "sync_error"
+    status = 400
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class EnrollmentError(SyncError):
+    code = "enrollment_token"
+    status = 403
+
+
+class DeviceError(SyncError):
+    code = "unknown_device"
+    status = 404
+
+
+class AuthenticationError(SyncError):
+    code = "unauthenticated"
+    status = 401
+
+
+class MalformedRequestError(SyncError):
+    code = "malformed"
+    status = 400
+
+
+class NoPackageError(SyncError):
+    code = "no_package"
+    status = 404

@@ -1,0 +1,158 @@
+"""Exactly-once ingest: a device's batch judged, stored and posted in one transaction.
+
+The protocol's `judge` compares the batch with the device's cursor; new records are kept
+raw in the append-only `records` table, their accepted taps are posted to the ledger, and
+the cursor moves, all in the same database transaction. A re-sent batch is a duplicate
+that posts nothing; a gap, a fork or a bad signature is refused and counted, with the
+device's cursor in the answer so that it knows where to resume.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from farebox.protocol.messages import Ack, Batch, Refusal
+from farebox.protocol.records import EncodedRecord, MediaKind, Tap
+from farebox.protocol.session import Accepted, Duplicate, answer, judge
+from farebox.server.ledger import writes
+from farebox.server.ledger.accounts import Account, rider_account
+from farebox.server.ledger.fare_day import FareDayPolicy
+from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
+from farebox.server.ledger.store import Session, Store
+from farebox.server.sync import devices
+from farebox.server.sync.errors import AuthenticationError
+
+log = logging.getLogger(__name__)
+
+_INSERT_RECORD = (
+    "INSERT INTO records (device, seq, digest, raw, event_ms, received_ms) "
+    "VALUES ($1, $2, $3, $4, $5, $6)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Carriers:
+    """Which carrier's revenue a route's fares go to."""
+
+    default: str = "city"
+    routes: Mapping[str, str] = field(default_factory=dict)
+
+    def of(self, route: str) -> str:
+        return self.routes.get(route, self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class Books:
+    """What ingest posts with: the fare-day policy, new riders' credit limit, carriers."""
+
+    policy: FareDayPolicy
+    credit_limit: int = 0
+    carriers: Carriers = field(default_factory=Carriers)
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """The answer for the device, and what this batch added."""
+
+    answer: Ack | Refusal
+    records: int = 0
+    postings: int = 0
+    alerts: int = 0
+
+
+def fare_taps(entries: Sequence[EncodedRecord], carriers: Carriers) -> list[FareTap]:
+    """The ledger's taps among `entries`: accepted taps with a fare.
+
+    A QR ticket was paid for when it was bought, so its validation is taken out of the
+    ticket liability rather than the rider's account (ARCHITECTURE section 9).
+    """
+    taps = []
+    for entry in entries:
+        tap = tap_from_record(entry.record, carriers.of)
+        if tap is not None:
+            body = entry.record.body
+            prepaid = isinstance(body, Tap) and body.media is MediaKind.QR
+            taps.append(replace(tap, prepaid=True) if prepaid else tap)
+    return taps
+
+
+def _accounts(taps: Sequence[FareTap], credit_limit: int) -> list[Account]:
+    def rider(token: str, currency: str, category: str | None) -> Account:
+        return rider_account(token, currency, credit_limit=credit_limit, category=category)
+
+    accounts: dict[str, Account] = {}
+    for tap in taps:
+        for account in (tap.payer(rider), tap.payee()):
+            accounts.setdefault(account.id, account)
+    return list(accounts.values())
+
+
+async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> int:
+    """Remember each accepted QR ticket's first use; a use on another validator is an alert.
+
+    Validators decide offline, so the same single-ride ticket can pass two of them before
+    either syncs; the server is where that shows.
+    """
+    alerts = 0
+    for entry in entries:
+        record, body = entry.record, entry.record.body
+        if not isinstance(body, Tap) or body.media is not MediaKind.QR or body.fare is None:
+            continue
+        if "retap" in body.flags:
+            continue
+        first = await session.fetch(
+            "SELECT device, seq FROM ticket_uses WHERE token = $1", body.token
+        )
+        if not first:
+            await session.execute(
+                "INSERT INTO ticket_uses (token, device, seq, used_ms) VALUES ($1, $2, $3, $4)",
+                body.token, record.device, record.seq, record.time_ms,
+            )  # fmt: skip
+        elif first[0][0] != record.device:
+            alerts += 1
+            await session.execute(
+                "INSERT INTO ticket_alerts (token, device, seq, used_ms, first_device, "
+                "first_seq) VALUES ($1, $2, $3, $4, $5, $6)",
+                body.token, record.device, record.seq, record.time_ms, first[0][0], first[0][1],
+            )  # fmt: skip
+            log.warning(
+                "ticket %s used on %s after %s (possible copy)", body.token, record.device,
+                first[0][0],
+            )  # fmt: skip
+    return alerts
+
+
+async def ingest(store: Store, books: Books, batch: Batch, now_ms: int) -> Ingested:
+    """Judge `batch` against its device's cursor and take what is new, exactly once."""
+
+    async def work(session: Session) -> Ingested:
+        device = await devices.device(session, batch.device, lock=True)
+        if device is None:
+            raise AuthenticationError(f"unknown device {batch.device!r}", "unknown_device")
+        if device.revoked:
+            raise AuthenticationError(f"device {batch.device!r} is revoked", "revoked")
+        judgement = judge(device.cursor, batch, device.key)
+        if isinstance(judgement, Duplicate):
+            return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
+        if not isinstance(judgement, Accepted):
+            await devices.count_refusal(session, batch.device)
+            log.warning("batch from %s refused: %s", batch.device, judgement.message)
+            return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
+        new = judgement.new
+        await session.executemany(
+            _INSERT_RECORD,
+            [(batch.device, e.record.seq, e.digest, e.raw, e.record.time_ms, now_ms) for e in new],
+        )
+        taps = fare_taps(new, books.carriers)
+        transfers = [fare_transfer(tap, books.policy) for tap in taps]
+        receipts = await writes.post_transfers(
+            session, transfers, _accounts(taps, books.credit_limit), now_ms
+        )
+        alerts = await _ticket_uses(session, new)
+        await devices.advance(session, batch.device, judgement.cursor, now_ms)
+        reply = answer(batch.device, judgement, device.cursor, now_ms)
+        return Ingested(reply, len(new), sum(r.fresh for r in receipts), alerts)
+
+    return await store.run(work)

@@ -1,0 +1,134 @@
+"""Signed packages for devices: tariffs, issuer key sets, device config, stoplists.
+
+Whole-state kinds (tariff, keyset, config) are published by an operator: each
+publication is the next version, signed once and kept. The stoplist is the ledger's, so
+its packages are made on request: a delta from the version the device holds when that
+version is known and the delta is smaller than the list, else the whole list. Every
+package names the checksum of the whole state after applying it.
+
+The package keys live in the database, so that several server processes sign alike; the
+newest unretired key signs, and every unretired key is trusted, which is how a key is
+rotated without a device ever holding a package it cannot check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from farebox.protocol import cbor
+from farebox.protocol.keys import SigningKey, VerifyKey
+from farebox.protocol.packages import (
+    Package,
+    PackageKind,
+    decode_package,
+    encode_package,
+    sign_package,
+)
+from farebox.protocol.stoplist import StoplistChange, encode_stoplist_change
+from farebox.server.ledger import reads
+from farebox.server.ledger.store import Session
+from farebox.server.sync.errors import NoPackageError
+
+PUBLISHED_KINDS = frozenset({PackageKind.TARIFF, PackageKind.KEYSET, PackageKind.CONFIG})
+DEFAULT_CONFIG: Mapping[str, cbor.Value] = {"in_service": True}
+
+
+async def signing_key(session: Session, now_ms: int) -> SigningKey:
+    """The key that signs new packages: the newest unretired one, made on first use."""
+    rows = await session.fetch(
+        "SELECT private_pem FROM package_keys WHERE retired_ms IS NULL "
+        "ORDER BY created_ms DESC, key_id LIMIT 1"
+    )
+    if rows:
+        return SigningKey.from_pem(bytes(rows[0][0]))
+    return await rotate_key(session, now_ms)
+
+
+async def rotate_key(session: Session, now_ms: int) -> SigningKey:
+    """Make a new package key; it signs from now on, and the older ones stay trusted."""
+    key = SigningKey.generate()
+    await session.execute(
+        "INSERT INTO package_keys (key_id, public_key, private_pem, created_ms) "
+        "VALUES ($1, $2, $3, $4)",
+        key.key_id, key.verify_key.raw, key.to_pem(), now_ms,
+    )  # fmt: skip
+    return key
+
+
+async def trusted_keys(session: Session) -> list[VerifyKey]:
+    rows = await session.fetch(
+        "SELECT public_key FROM package_keys WHERE retired_ms IS NULL ORDER BY created_ms"
+    )
+    return [VerifyKey(bytes(raw)) for (raw,) in rows]
+
+
+async def publish(session: Session, kind: PackageKind, payload: bytes, now_ms: int) -> Package:
+    """Publish `payload` as the next version of a whole-state kind."""
+    if kind not in PUBLISHED_KINDS:
+        raise ValueError(f"{kind} packages are not published by hand")
+    ((latest,),) = await session.fetch(
+        "SELECT coalesce(max(version), 0) FROM packages WHERE kind = $1", kind.value
+    )
+    key = await signing_key(session, now_ms)
+    checksum = hashlib.sha256(payload).digest()
+    package = sign_package(kind, latest + 1, None, checksum, payload, key)
+    await session.execute(
+        "INSERT INTO packages (kind, version, body, created_ms) VALUES ($1, $2, $3, $4)",
+        kind.value, package.version, encode_package(package), now_ms,
+    )  # fmt: skip
+    return package
+
+
+async def latest(session: Session, kind: PackageKind) -> Package | None:
+    """The newest published package of a whole-state kind, or None."""
+    rows = await session.fetch(
+        "SELECT body FROM packages WHERE kind = $1 ORDER BY version DESC LIMIT 1", kind.value
+    )
+    return decode_package(bytes(rows[0][0])) if rows else None
+
+
+async def config_package(session: Session, now_ms: int) -> Package:
+    """The device config in force, publishing the default one if none was."""
+    found = await latest(session, PackageKind.CONFIG)
+    if found is not None:
+        return found
+    return await publish(session, PackageKind.CONFIG, cbor.encode(DEFAULT_CONFIG), now_ms)
+
+
+async def stoplist_package(session: Session, have: int, now_ms: int) -> Package | None:
+    """The stoplist for a device holding version `have`; None if it is up to date."""
+    head = await reads.stoplist_head(session)
+    if have == head.version:
+        return None
+    key = await signing_key(session, now_ms)
+    if 0 < have < head.version:
+        delta = await reads.stoplist_delta(session, have)
+        size = await reads.stoplist_size(session)
+        if len(delta.added) + len(delta.removed) < size:
+            change = StoplistChange(
+                full=False, added=frozenset(delta.added), removed=frozenset(delta.removed)
+            )
+            return sign_package(
+                PackageKind.STOPLIST, head.version, have, head.checksum,
+                encode_stoplist_change(change), key,
+            )  # fmt: skip
+    tokens = await reads.stoplist_tokens(session)
+    full = StoplistChange(full=True, added=frozenset(tokens), removed=frozenset())
+    return sign_package(
+        PackageKind.STOPLIST, head.version, None, head.checksum, encode_stoplist_change(full), key
+    )
+
+
+async def package_for(
+    session: Session, kind: PackageKind, have: int, now_ms: int
+) -> Package | None:
+    """What a device holding version `have` of `kind` should get; None if up to date."""
+    if kind is PackageKind.STOPLIST:
+        return await stoplist_package(session, have, now_ms)
+    found = await (
+        config_package(session, now_ms) if kind is PackageKind.CONFIG else latest(session, kind)
+    )
+    if found is None:
+        raise NoPackageError(f"no {kind} package is published", "no_package")
+    return None if found.version == have else found
