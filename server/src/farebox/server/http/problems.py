@@ -17,7 +17,7 @@ from aiohttp import web
 from farebox.protocol.auth import HEADER_SERVER_TIME
 from farebox.protocol.errors import DecodeError, UnsupportedVersionError
 from farebox.server.errors import IdempotencyConflictError, LedgerError, ServerError
-from farebox.server.http.state import wall_clock_ms
+from farebox.server.http.state import SETTINGS
 from farebox.server.sync.errors import SyncError
 
 log = logging.getLogger(__name__)
@@ -60,11 +60,12 @@ def _classify(error: Exception) -> tuple[int, str]:
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Tag the request with an id and the server's time; turn errors into problems."""
     request_id = request.headers.get(REQUEST_ID) or f"r{next(_request_ids)}"
+    clock = request.app[SETTINGS].clock
     try:
         response = await handler(request)
     except web.HTTPException as error:
         if error.status < 400:  # 304 Not Modified and redirects are answers, not problems
-            _tag(error.headers, request_id)
+            _tag(error.headers, request_id, clock())
             raise
         # aiohttp's own refusals (404 route, 405 method, 413 body too large) as problems.
         code = "too_large" if error.status == 413 else error.reason.lower().replace(" ", "_")
@@ -77,10 +78,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except Exception:
         log.exception("request %s %s %s failed", request_id, request.method, request.path)
         response = problem(500, "internal", f"internal error; see the server log for {request_id}")
-    _tag(response.headers, request_id)
+    _tag(response.headers, request_id, clock())
     return response
 
 
-def _tag(headers: MutableMapping[str, str], request_id: str) -> None:
+def _tag(headers: MutableMapping[str, str], request_id: str, now_ms: int) -> None:
     headers[REQUEST_ID] = request_id
-    headers[HEADER_SERVER_TIME] = str(wall_clock_ms())
+    headers[HEADER_SERVER_TIME] = str(now_ms)

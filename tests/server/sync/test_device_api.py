@@ -1,0 +1,155 @@
+"""The device API end to end over real HTTP on 127.0.0.1, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import aiohttp
+
+from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
+from farebox.protocol.enrollment import EnrollRequest, encode_enroll_request
+from farebox.protocol.keys import SigningKey
+from farebox.protocol.messages import (
+    Ack,
+    Batch,
+    Refusal,
+    RefusalCode,
+    decode_message,
+    encode_message,
+)
+from farebox.protocol.packages import PackageKind, decode_package
+from farebox.protocol.records import EncodedRecord
+from farebox.server.ledger.store import Session
+from farebox.server.sync import devices
+from tests.server.sync.conftest import CBOR, Device, Server
+from tests.support.records import chain
+
+
+def batch(device: Device, entries: list[EncodedRecord], key: SigningKey | None = None) -> bytes:
+    last = entries[-1]
+    checkpoint = Checkpoint(device.id, last.record.seq, last.digest, device.server.clock())
+    signed = sign_checkpoint(checkpoint, key or device.key)
+    return encode_message(Batch(device.id, tuple(entries), signed))
+
+
+async def count(server: Server, sql: str) -> int:
+    async def work(session: Session) -> int:
+        ((value,),) = await session.fetch(sql)
+        return int(value)
+
+    return await server.store.run(work)
+
+
+async def test_enroll_then_sync_posts_every_tap_once(server: Server, device: Device) -> None:
+    journal = chain(device=device.id, count=9)
+    status, body, headers = await device.request("POST", "/v1/batches", batch(device, journal))
+    assert status == 200
+    ack = decode_message(body)
+    assert isinstance(ack, Ack)
+    assert ack.cursor.seq == 9
+    assert "Farebox-Server-Time" in headers
+    fares = await count(server, "SELECT count(*) FROM transfers WHERE kind = 'fare'")
+    assert fares == 6  # seq 1 is a boot; 4 and 8 are denied taps
+    assert await count(server, "SELECT count(*) FROM records") == 9
+    # The same batch again, and an overlapping one: same answer, nothing posted twice.
+    status, again, _ = await device.request("POST", "/v1/batches", batch(device, journal))
+    assert (status, decode_message(again)) == (200, ack)
+    status, _, _ = await device.request("POST", "/v1/batches", batch(device, journal[4:]))
+    assert status == 200
+    assert await count(server, "SELECT count(*) FROM transfers WHERE kind = 'fare'") == 6
+
+
+async def test_gaps_forks_and_forged_checkpoints_are_refused_with_the_cursor(
+    server: Server, device: Device
+) -> None:
+    journal = chain(device=device.id, count=6)
+    await device.request("POST", "/v1/batches", batch(device, journal[:2]))
+    status, body, _ = await device.request("POST", "/v1/batches", batch(device, journal[3:]))
+    refusal = decode_message(body)
+    assert status == 409
+    assert isinstance(refusal, Refusal)
+    assert refusal.code is RefusalCode.GAP
+    assert refusal.cursor is not None
+    assert refusal.cursor.seq == 2
+    other = chain(device=device.id, count=3, time_ms=1)
+    status, body, _ = await device.request("POST", "/v1/batches", batch(device, other))
+    assert (status, decode_message(body).code) == (409, RefusalCode.FORK)  # type: ignore[union-attr]
+    forged = batch(device, journal[2:], SigningKey.generate())
+    status, body, _ = await device.request("POST", "/v1/batches", forged)
+    assert (status, decode_message(body).code) == (409, RefusalCode.BAD_SIGNATURE)  # type: ignore[union-attr]
+    assert await count(server, "SELECT count(*) FROM records") == 2
+    assert await count(server, "SELECT refusals FROM devices") == 3
+
+
+async def problem(response: aiohttp.ClientResponse) -> tuple[int, str]:
+    document = json.loads(await response.read())
+    assert response.content_type == "application/problem+json"
+    return response.status, document["code"]
+
+
+async def test_bad_requests_get_401_or_400_and_store_nothing(
+    server: Server, device: Device, http: aiohttp.ClientSession
+) -> None:
+    body = batch(device, chain(device=device.id, count=2))
+    url = f"{server.url}v1/batches"
+    async with http.post(url, data=body, headers=CBOR) as response:
+        assert await problem(response) == (401, "unsigned")
+    headers = device.headers("POST", "/v1/batches", body)
+    async with http.post(url, data=body + b"x", headers=headers) as response:
+        assert await problem(response) == (401, "bad_signature")
+    async with http.post(url, data=body, headers=headers) as response:
+        assert response.status == 200
+    async with http.post(url, data=body, headers=headers) as response:
+        assert await problem(response) == (401, "replay")
+    stale = device.headers("POST", "/v1/batches", body, skew_ms=-3_600_000)
+    async with http.post(url, data=body, headers=stale) as response:
+        assert await problem(response) == (401, "stale")
+        assert abs(int(response.headers["Farebox-Server-Time"]) - server.clock()) < 60_000
+    garbage = b"\xff\x00 not cbor"
+    async with http.post(
+        url, data=garbage, headers=device.headers("POST", "/v1/batches", garbage)
+    ) as response:
+        assert await problem(response) == (400, "malformed")
+    huge = b"\x00" * (9 * 1024 * 1024)
+    headers = device.headers("POST", "/v1/batches", huge)
+    async with http.post(url, data=io.BytesIO(huge), headers=headers) as response:
+        assert (await problem(response))[0] == 413
+    assert await count(server, "SELECT count(*) FROM records") == 2
+
+
+async def test_unknown_and_revoked_devices_are_refused(
+    server: Server, device: Device, http: aiohttp.ClientSession
+) -> None:
+    stranger = Device(server, http)
+    stranger.id = "bus-999"
+    status, body, _ = await stranger.request("POST", "/v1/heartbeat", b"")
+    assert (status, json.loads(body)["code"]) == (401, "unknown_device")
+    await server.store.run(lambda s: devices.revoke(s, device.id, server.clock()))
+    journal = chain(device=device.id, count=2)
+    status, body, _ = await device.request("POST", "/v1/batches", batch(device, journal))
+    assert (status, json.loads(body)["code"]) == (401, "revoked")
+
+
+async def test_an_enrollment_token_works_once(server: Server, http: aiohttp.ClientSession) -> None:
+    token = await server.token("gate-3")
+    first = Device(server, http)
+    await first.enroll(token)
+    second = Device(server, http)
+    body = encode_enroll_request(EnrollRequest(token, second.key.verify_key))
+    async with http.post(f"{server.url}v1/enroll", data=body, headers=CBOR) as response:
+        assert await problem(response) == (403, "enrollment_token")
+
+
+async def test_config_package_comes_with_enrollment_and_then_not_modified(
+    server: Server, device: Device
+) -> None:
+    status, body, headers = await device.request("GET", "/v1/packages/config?have=0")
+    assert status == 200
+    package = decode_package(body)
+    assert package.kind is PackageKind.CONFIG
+    assert headers["ETag"] == f'"config-{package.version}"'
+    status, _, _ = await device.request("GET", f"/v1/packages/config?have={package.version}")
+    assert status == 304
+    status, body, _ = await device.request("GET", "/v1/packages/tariff?have=0")
+    assert (status, json.loads(body)["code"]) == (404, "no_package")
