@@ -72,6 +72,8 @@ async def test_a_top_up_lifts_the_stoplist(ledger: Ledger) -> None:
     delta = await ledger.stoplist_delta(listed.version)
     assert (delta.added, delta.removed) == ((), ("nfc:bb",))
     assert (await ledger.stoplist_delta(0)).added == ()  # listed and lifted: no net change
+    back_then = await ledger.stoplist_delta(0, listed.version)
+    assert (back_then.added, back_then.checksum) == (("nfc:bb",), listed.checksum)
 
 
 async def test_a_late_tap_changes_a_closed_day(ledger: Ledger, clock: Clock) -> None:

@@ -162,7 +162,7 @@ async def test_operators_cannot_touch_the_balance_block(ledger: Ledger) -> None:
         await ledger.block("nfc:01", BlockReason.BALANCE)
     with pytest.raises(LedgerError):
         await ledger.set_credit_limit("nfc:01", "KZT", -1)
-    with pytest.raises(LedgerError, match="not between"):
+    with pytest.raises(LedgerError, match="not within"):
         await ledger.stoplist_delta(5)
 
 

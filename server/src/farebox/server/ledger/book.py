@@ -281,9 +281,10 @@ class Ledger:
     async def stoplist_tokens(self) -> list[str]:
         return await self.store.run(reads.stoplist_tokens)
 
-    async def stoplist_delta(self, since: int) -> Delta:
-        """Net additions and removals since `since`, with the checksum of the latest list."""
-        return await self.store.run(lambda session: reads.stoplist_delta(session, since))
+    async def stoplist_delta(self, since: int, until: int | None = None) -> Delta:
+        """Net additions and removals from version `since` to `until` (default: the latest),
+        with the checksum of the whole list at `until`."""
+        return await self.store.run(lambda session: reads.stoplist_delta(session, since, until))
 
     async def settle(
         self, account_id: str, day: date, rater: Rater, *, force: bool = False

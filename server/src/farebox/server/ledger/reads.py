@@ -8,7 +8,7 @@ from farebox.protocol.money import Money
 from farebox.server.errors import LedgerError
 from farebox.server.ledger.accounts import Account, AccountKind, AccountState
 from farebox.server.ledger.settlement import DayState, DayTap
-from farebox.server.ledger.stoplist import Change, Delta, Head, net_delta
+from farebox.server.ledger.stoplist import EMPTY_HEAD, Change, Delta, Head, net_delta
 from farebox.server.ledger.store import Row, Session
 from farebox.server.ledger.transfers import Entry, Phase, Transfer, TransferKind
 
@@ -99,20 +99,34 @@ async def stoplist_size(session: Session) -> int:
     return int(size)
 
 
-async def stoplist_delta(session: Session, since: int) -> Delta:
-    """The net change from version `since` to the latest version."""
+async def stoplist_delta(session: Session, since: int, until: int | None = None) -> Delta:
+    """The net change from version `since` to version `until` (the latest by default),
+    with the checksum of the whole list at `until`."""
     head = await stoplist_head(session)
-    if not 0 <= since <= head.version:
-        raise LedgerError(f"stoplist version {since} is not between 0 and {head.version}")
+    last = head.version if until is None else until
+    if not 0 <= since <= last <= head.version:
+        raise LedgerError(f"stoplist versions {since}..{last} are not within 0..{head.version}")
     rows = await session.fetch(
         "SELECT version, token, listed, checksum FROM stoplist_changes"
-        " WHERE version > $1 ORDER BY version",
+        " WHERE version > $1 AND version <= $2 ORDER BY version",
         since,
+        last,
     )
     changes = [
         Change(v, token, bool(listed), bytes(checksum)) for v, token, listed, checksum in rows
     ]
-    return net_delta(since, head, changes)
+    reached = head if last == head.version else await _head_at(session, last)
+    return net_delta(since, reached, changes)
+
+
+async def _head_at(session: Session, version: int) -> Head:
+    """Version `version` of the list with its checksum, as if it were the latest."""
+    if version == 0:
+        return EMPTY_HEAD
+    ((checksum,),) = await session.fetch(
+        "SELECT checksum FROM stoplist_changes WHERE version = $1", version
+    )
+    return Head(version, bytes(checksum))
 
 
 async def blocks_of(session: Session, token: str) -> list[tuple[str, str | None]]:
