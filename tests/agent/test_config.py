@@ -168,5 +168,5 @@ def test_every_environment_variable_and_command_is_documented() -> None:
     text = DOCS.read_text()
     for variable in environment.ALL:
         assert f"`{variable}`" in text, variable
-    for command in ("farebox-agent run", "farebox-agent status"):
+    for command in ("farebox-agent enroll", "farebox-agent run", "farebox-agent status"):
         assert command in text

@@ -1,10 +1,12 @@
-"""`farebox-agent`: run a validator, or report its status.
+"""`farebox-agent`: enroll a validator, run it, or report its status.
 
+    farebox-agent enroll --server URL --token T [--config agent.toml | --state-dir DIR]
     farebox-agent run --config agent.toml
     farebox-agent status --config agent.toml [--json]
 
 The config path may also come from $FAREBOX_AGENT_CONFIG. A bad config prints every
-problem and exits with 78 (EX_CONFIG); the systemd unit does not restart on it.
+problem and exits with 78 (EX_CONFIG); the systemd unit does not restart on it. A refused
+enrollment exits with 1, a server that cannot be reached with 69 (EX_UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -28,18 +30,24 @@ from farebox.agent.config import (
     ReaderConfig,
     ReaderKind,
     load_config,
+    state_directory,
 )
-from farebox.agent.errors import ConfigError, StoreError
+from farebox.agent.errors import ConfigError, EnrollmentError, StoreError, SyncError
 from farebox.agent.feedback import Feedback, NoFeedback
 from farebox.agent.feedback.console import ConsoleFeedback
 from farebox.agent.runtime import Reader, Runtime, wall_ms
 from farebox.agent.scripted import ScriptedReader
 from farebox.agent.status import gather, render
 from farebox.agent.store.state import Store
+from farebox.agent.sync.enroll import enroll
+from farebox.agent.sync.enrollment import KEY_FILE, read_enrollment
+from farebox.agent.sync.service import SyncService
 from farebox.agent.systemd import Notifier
+from farebox.protocol.keyfile import KeyFileError, load_key
 
 EX_CONFIG = 78
 EX_SOFTWARE = 70
+EX_UNAVAILABLE = 69
 log = logging.getLogger("farebox.agent")
 
 
@@ -95,7 +103,32 @@ async def serve(config: AgentConfig, store: Store) -> None:
         loop.add_signal_handler(signum, stop.set)
     readers = [build_reader(reader) for reader in config.readers]
     runtime = Runtime(config, store, readers, build_feedback(config), Notifier())
-    await runtime.run(stop)
+    sync = build_sync(config, store, runtime)
+    await runtime.run(stop, [] if sync is None else [sync.run])
+
+
+def build_sync(config: AgentConfig, store: Store, runtime: Runtime) -> SyncService | None:
+    """The background sync if the device is enrolled; a validator that is not decides offline."""
+    directory = config.state.directory
+    enrolled = read_enrollment(directory)
+    if enrolled is None:
+        log.warning("not enrolled: running offline, nothing will be synced")
+        return None
+    try:
+        key = load_key(directory / KEY_FILE)
+    except KeyFileError as error:
+        raise StoreError(f"enrolled, but the device key is unusable: {error}") from None
+    return SyncService(
+        config.sync,
+        enrolled,
+        key,
+        store,
+        runtime.on_store,
+        directory,
+        readers=runtime.reader_states,
+        on_offset=runtime.clock_measured,
+        clock=runtime.clock,
+    )
 
 
 def _config_path(given: str | None) -> Path:
@@ -126,6 +159,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def enroll_device(args: argparse.Namespace) -> int:
+    if args.state_dir is not None:
+        directory = Path(args.state_dir)
+    else:
+        directory = state_directory(_config_path(args.config))
+    logging.basicConfig(level="INFO", stream=sys.stderr, format="%(levelname)s %(message)s")
+    enrolled = enroll(args.server, args.token, directory, force=args.force)
+    sys.stdout.write(enrolled.device + "\n")
+    return 0
+
+
 def status(args: argparse.Namespace) -> int:
     config = load_config(_config_path(args.config))
     report = gather(config, wall_ms())
@@ -137,6 +181,14 @@ def status(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="farebox-agent", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
+    enroll_cmd = commands.add_parser("enroll", help="enroll with a sync server, once")
+    enroll_cmd.add_argument("--server", required=True, help="the sync server's base URL")
+    enroll_cmd.add_argument("--token", required=True, help="the operator's one-time token")
+    where = enroll_cmd.add_mutually_exclusive_group()
+    where.add_argument("--config", help="TOML config file (for its state directory)")
+    where.add_argument("--state-dir", help="the state directory, without a config")
+    enroll_cmd.add_argument("--force", action="store_true", help="make a new key, enroll again")
+    enroll_cmd.set_defaults(handler=enroll_device)
     run_cmd = commands.add_parser("run", help="run the validator service")
     run_cmd.add_argument("--config", help="TOML config file")
     run_cmd.set_defaults(handler=run)
@@ -155,6 +207,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"farebox-agent: {error}\n")
         return EX_CONFIG
     except StoreError as error:
+        sys.stderr.write(f"farebox-agent: {error}\n")
+        return EX_SOFTWARE
+    except EnrollmentError as error:
+        sys.stderr.write(f"farebox-agent: {error}\n")
+        return 1
+    except SyncError as error:
+        sys.stderr.write(f"farebox-agent: {error}\n")
+        return EX_UNAVAILABLE
+    except KeyFileError as error:
         sys.stderr.write(f"farebox-agent: {error}\n")
         return EX_SOFTWARE
     return code

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
 
 from farebox.agent import environment
-from farebox.agent.errors import ConfigError
+from farebox.agent.config_table import Table
+from farebox.agent.errors import ConfigError, StoreError
 from farebox.agent.policy import (
     HOUR_MS,
     MINUTE_MS,
@@ -26,10 +26,11 @@ from farebox.agent.policy import (
     Policy,
     StalePolicy,
 )
+from farebox.agent.sync.enrollment import read_enrollment
+from farebox.agent.sync.settings import SyncConfig, parse_sync
 from farebox.protocol.errors import InvalidValueError
 from farebox.protocol.records import Location, MediaKind, TapType, check_device_id
 
-E = TypeVar("E", bound=StrEnum)
 DAY_MS = 24 * HOUR_MS
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -100,64 +101,22 @@ class AgentConfig:
     readers: tuple[ReaderConfig, ...] = ()
     probe_interval_s: float = 2.0
     log_level: str = "INFO"
-
-
-class _Table:
-    """Typed reads from one TOML table; each bad or unknown key is noted, not raised."""
-
-    def __init__(self, data: object, path: str, problems: list[str], known: set[str]) -> None:
-        self.path, self.problems = path, problems
-        if not isinstance(data, Mapping):
-            problems.append(f"[{path}] must be a table")
-            data = {}
-        self.data: Mapping[str, object] = data
-        problems.extend(f"[{path}] unknown key {k!r}" for k in sorted(set(data) - known))
-
-    def _bad(self, key: str, wanted: str) -> None:
-        self.problems.append(f"{self.path}.{key} must be {wanted}, got {self.data[key]!r}")
-
-    def text(self, key: str, default: str | None = None) -> str | None:
-        value = self.data.get(key, default)
-        if value is not None and (not isinstance(value, str) or not value):
-            self._bad(key, "a non-empty string")
-            return default
-        return value
-
-    def number(self, key: str, default: float, *, least: float = 0) -> float:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < least:
-            self._bad(key, f"a number >= {least}")
-            return default
-        return float(value)
-
-    def pin(self, key: str) -> int | None:
-        value = self.data.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 0
-        ):
-            self._bad(key, "a GPIO number")
-            return None
-        return value
-
-    def choice(self, key: str, kind: type[E], default: E) -> E:
-        value = self.data.get(key, default.value)
-        try:
-            return kind(str(value))
-        except ValueError:
-            self._bad(key, "one of " + ", ".join(m.value for m in kind))
-            return default
+    sync: SyncConfig = field(default_factory=SyncConfig)
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentConfig:
     """Read `path`, apply the environment's overrides, and check everything."""
     environ = os.environ if environ is None else environ
+    return parse_config(apply_overrides(_read(path), environ), environ)
+
+
+def _read(path: Path) -> dict[str, object]:
     try:
-        document = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as error:
         raise ConfigError([f"cannot read {path}: {error.strerror}"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError([f"{path} is not valid TOML: {error}"]) from None
-    return parse_config(apply_overrides(document, environ), environ)
 
 
 def apply_overrides(document: dict[str, object], environ: Mapping[str, str]) -> dict[str, object]:
@@ -183,20 +142,19 @@ def parse_config(document: Mapping[str, object], environ: Mapping[str, str]) -> 
         "readers",
         "runtime",
         "log",
+        "sync",
     }
     problems.extend(f"unknown section [{k}]" for k in sorted(set(document) - sections))
-    device = _Table(document.get("device", {}), "device", problems, {"id", "type", "tap_type"})
+    device = Table(document.get("device", {}), "device", problems, {"id", "type", "tap_type"})
     device_id = device.text("id")
-    if device_id is None:
-        problems.append("device.id is required")
-    else:
+    if device_id is not None:
         try:
             check_device_id(device_id)
         except InvalidValueError as error:
             problems.append(f"device.id: {error}")
     device_type = device.choice("type", DeviceType, DeviceType.BUS)
     policy = _policy(document, device, device_type, problems)
-    where = _Table(
+    where = Table(
         document.get("location", {}),
         "location",
         problems,
@@ -208,23 +166,62 @@ def parse_config(document: Mapping[str, object], environ: Mapping[str, str]) -> 
     except InvalidValueError as error:
         problems.append(f"location: {error}")
     state = _state(document, environ, problems)
+    device_id = _enrolled_id(device_id, state.directory, problems)
     feedback = _feedback(document, problems)
     readers = _readers(document.get("readers", []), problems)
-    runtime = _Table(document.get("runtime", {}), "runtime", problems, {"probe_interval_s"})
+    runtime = Table(document.get("runtime", {}), "runtime", problems, {"probe_interval_s"})
     probe = runtime.number("probe_interval_s", 2.0, least=0.05)
-    log = _Table(document.get("log", {}), "log", problems, {"level"})
+    log = Table(document.get("log", {}), "log", problems, {"level"})
     level = (log.text("level", "INFO") or "INFO").upper()
     if level not in LOG_LEVELS:
         problems.append(f"log.level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    sync = parse_sync(document, problems)
     if problems or device_id is None:
         raise ConfigError(problems)
     return AgentConfig(
-        device_id, state, policy, location, where.text("direction"), feedback, readers, probe, level
+        device_id,
+        state,
+        policy,
+        location,
+        where.text("direction"),
+        feedback,
+        readers,
+        probe,
+        level,
+        sync,
     )
 
 
+def _enrolled_id(configured: str | None, directory: Path, problems: list[str]) -> str | None:
+    """The device id: the configured one, else the one the server gave at enrollment."""
+    try:
+        enrolled = read_enrollment(directory)
+    except StoreError as error:
+        problems.append(str(error))
+        return configured
+    if enrolled is None:
+        if configured is None:
+            problems.append("device.id is required (or enroll first: farebox-agent enroll)")
+        return configured
+    if configured is not None and configured != enrolled.device:
+        problems.append(
+            f"device.id {configured!r} differs from the enrolled device {enrolled.device!r}"
+        )
+    return enrolled.device
+
+
+def state_directory(path: Path, environ: Mapping[str, str] | None = None) -> Path:
+    """Only the state directory of the config at `path` (enrollment needs nothing else)."""
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+    state = _state(apply_overrides(_read(path), environ), environ, problems)
+    if problems:
+        raise ConfigError(problems)
+    return state.directory
+
+
 def _policy(
-    document: Mapping[str, object], device: _Table, device_type: DeviceType, problems: list[str]
+    document: Mapping[str, object], device: Table, device_type: DeviceType, problems: list[str]
 ) -> Policy:
     base = Policy.for_device(device_type)
     known = {
@@ -235,8 +232,8 @@ def _policy(
         "stoplist_max_age_hours",
         "stale_stoplist",
     }
-    table = _Table(document.get("policy", {}), "policy", problems, known)
-    fares = _Table(document.get("fares", {}), "fares", problems, {"nfc_media", "qr_media"})
+    table = Table(document.get("policy", {}), "policy", problems, known)
+    fares = Table(document.get("fares", {}), "fares", problems, {"nfc_media", "qr_media"})
     media = tuple(
         (kind, name)
         for kind, name in (
@@ -264,7 +261,7 @@ def _state(
     document: Mapping[str, object], environ: Mapping[str, str], problems: list[str]
 ) -> StateConfig:
     known = {"directory", "max_size_mb", "lock_timeout_ms", "retention_days", "history_days"}
-    table = _Table(document.get("state", {}), "state", problems, known)
+    table = Table(document.get("state", {}), "state", problems, known)
     directory = table.text("directory") or environ.get(environment.STATE_DIRECTORY)
     if directory is None:
         problems.append("state.directory is required (or run under systemd with StateDirectory=)")
@@ -291,7 +288,7 @@ def _feedback(document: Mapping[str, object], problems: list[str]) -> FeedbackCo
         "relay_pin",
         "relay_pulse_ms",
     }
-    table = _Table(document.get("feedback", {}), "feedback", problems, known)
+    table = Table(document.get("feedback", {}), "feedback", problems, known)
     config = FeedbackConfig(
         kind=table.choice("kind", FeedbackKind, FeedbackKind.CONSOLE),
         pin_factory=table.choice("pin_factory", PinFactory, PinFactory.LGPIO),
@@ -312,7 +309,7 @@ def _readers(value: object, problems: list[str]) -> tuple[ReaderConfig, ...]:
         return ()
     readers = []
     for index, item in enumerate(value):
-        table = _Table(item, f"readers[{index}]", problems, {"kind", "id", "target", "baudrate"})
+        table = Table(item, f"readers[{index}]", problems, {"kind", "id", "target", "baudrate"})
         kind = table.choice("kind", ReaderKind, ReaderKind.NFC)
         target = table.text("target")
         if target is None:

@@ -24,6 +24,9 @@ FAREBOX_AGENT_FEEDBACK = "FAREBOX_AGENT_FEEDBACK"
 FAREBOX_AGENT_LOG_LEVEL = "FAREBOX_AGENT_LOG_LEVEL"
 """Overrides `log.level` (DEBUG, INFO, WARNING, ERROR)."""
 
+FAREBOX_AGENT_SERVER = "FAREBOX_AGENT_SERVER"
+"""Overrides `sync.server`, the sync server's base URL (the enrolled one by default)."""
+
 STATE_DIRECTORY = "STATE_DIRECTORY"
 """Set by systemd from `StateDirectory=`; used when `state.directory` is not configured."""
 
@@ -39,6 +42,7 @@ OVERRIDES: dict[str, tuple[str, str]] = {
     FAREBOX_AGENT_ROUTE: ("location", "route"),
     FAREBOX_AGENT_FEEDBACK: ("feedback", "kind"),
     FAREBOX_AGENT_LOG_LEVEL: ("log", "level"),
+    FAREBOX_AGENT_SERVER: ("sync", "server"),
 }
 """Which config key each override variable replaces."""
 

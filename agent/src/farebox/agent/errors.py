@@ -9,6 +9,14 @@
         └── CacheError            a package or cache that cannot be applied or loaded
             └── FullPackageNeededError  a delta that does not fit: the old state stays in
                                         force and the sync must fetch a full package
+    └── SyncError                 talking to the sync server failed
+        ├── ServerUnavailableError  no answer, 429, 5xx, a stale or replayed request:
+        │                           retried with backoff and full jitter
+        ├── BatchTooLargeError    413: the uploader sends smaller batches
+        ├── DeviceRefusedError    401 unknown device, revoked, bad or missing signature:
+        │                         syncing stops until an operator acts
+        ├── ServerRejectedError   400 or an answer that breaks the protocol: uploads halt
+        └── EnrollmentError       enrollment refused, or the device is enrolled already
 
 Readers never raise into the agent: they report their health and retry (see
 farebox.agent.readers.base). A denied tap is never an exception either: `decide` returns
@@ -50,3 +58,27 @@ class CacheError(StoreError):
 
 class FullPackageNeededError(CacheError):
     """A delta whose base or resulting checksum disagrees; fetch a full package."""
+
+
+class SyncError(AgentError):
+    """Talking to the sync server failed."""
+
+
+class ServerUnavailableError(SyncError):
+    """No answer, or an answer that says to try again later; retried with backoff."""
+
+
+class BatchTooLargeError(SyncError):
+    """The server's body limit was exceeded (413); send fewer records at a time."""
+
+
+class DeviceRefusedError(SyncError):
+    """The server does not accept this device's requests (unknown, revoked, bad signature)."""
+
+
+class ServerRejectedError(SyncError):
+    """The server refused a request as malformed, or answered outside the protocol."""
+
+
+class EnrollmentError(SyncError):
+    """The enrollment was refused, or the device is already enrolled."""

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +39,8 @@ from farebox.protocol.records import Event, EventKind, Location
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# A background service (the sync) run beside the tap loop until the stop event is set.
+Background = Callable[[asyncio.Event], Coroutine[object, object, None]]
 HOUSEKEEPING_S = 3600.0
 # A tap that takes longer than this is a stuck tap loop: the watchdog pings stop.
 STUCK_S = 10.0
@@ -122,6 +124,14 @@ class Runtime:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
+    def clock_measured(self, offset_ms: int) -> None:
+        """The sync measured the server's clock minus ours; later taps are judged by it."""
+        self._offset_ms = offset_ms
+
+    def reader_states(self) -> dict[str, str]:
+        """Each reader's health state by reader id, as the heartbeat reports it."""
+        return {reader.reader_id: reader.health.state.value for reader in self.readers}
+
     async def on_store(self, function: Callable[..., T], *args: object) -> T:
         """Run a blocking store call on the store thread, in turn with the taps' calls."""
         loop = asyncio.get_running_loop()
@@ -129,8 +139,13 @@ class Runtime:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Serve until `stop` is set; then finish the tap in progress and close down."""
+    async def run(self, stop: asyncio.Event, background: Sequence[Background] = ()) -> None:
+        """Serve until `stop` is set; then finish the tap in progress and close down.
+
+        Each of `background` runs as a task of its own once the validator is ready, and
+        must return soon after `stop` is set; it is cancelled if still running when the
+        tap loop has finished, before the store closes.
+        """
         loop = asyncio.get_running_loop()
         try:
             self._offset_ms = await self.on_store(self.store.clock_offset_ms)
@@ -150,6 +165,7 @@ class Runtime:
             asyncio.create_task(self._heartbeat(stop)),
             asyncio.create_task(self._recovery(stop)),
             asyncio.create_task(self._housekeeping(stop)),
+            *(asyncio.create_task(service(stop)) for service in background),
         ]
         try:
             await self._tap_loop(stop)

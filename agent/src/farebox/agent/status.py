@@ -20,6 +20,8 @@ from farebox.agent.config import AgentConfig
 from farebox.agent.errors import StoreError
 from farebox.agent.policy import assess_clock
 from farebox.agent.store import journal
+from farebox.agent.sync.enrollment import read_enrollment
+from farebox.agent.sync.report import read_sync_report
 from farebox.protocol.packages import PackageKind
 
 RUNTIME_FILE = "runtime.json"
@@ -72,6 +74,7 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
     runtime = read_runtime(config.state.directory)
     report["service"] = "not running" if runtime is None else runtime.get("service")
     report["runtime"] = runtime
+    report["sync"] = sync_status(config)
     if not path.exists():
         report["journal"] = None
         return report
@@ -113,6 +116,23 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
         disk_free_bytes=shutil.disk_usage(config.state.directory).free,
     )
     return report
+
+
+def sync_status(config: AgentConfig) -> dict[str, object]:
+    """Enrolled or not, the server, and what the running (or last) sync reported."""
+    directory = config.state.directory
+    enrolled = read_enrollment(directory)
+    kept = read_sync_report(directory) or {}
+    server = config.sync.server or (None if enrolled is None else enrolled.server)
+    last_error_ms = kept.get("last_error_ms")
+    return {
+        "enrolled": enrolled is not None,
+        "server": server,
+        "state": kept.get("state", "not started" if enrolled is not None else "not enrolled"),
+        "halted": kept.get("halted"),
+        "last_error": kept.get("last_error"),
+        "last_error_at": iso(last_error_ms) if isinstance(last_error_ms, int) else None,
+    }
 
 
 def render(report: Mapping[str, object]) -> str:

@@ -72,6 +72,24 @@ def acknowledge(conn: sqlite3.Connection, cursor: Cursor, now_ms: int) -> None:
     write_meta(conn, "acked_head", cursor.head.hex())
 
 
+def resume_point(conn: sqlite3.Connection, device: str, seq: int) -> bytes | None:
+    """The hash at `seq` (the genesis for 0) if every record after it is still kept."""
+    first = conn.execute("SELECT MIN(seq) FROM journal").fetchone()[0]
+    if first is not None and first > seq + 1:
+        return None  # records after `seq` were pruned: they cannot be sent again
+    if seq == 0:
+        return Cursor.start(device).head
+    row = conn.execute("SELECT digest FROM journal WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def unacknowledge(conn: sqlite3.Connection, cursor: Cursor) -> None:
+    """Move the acked cursor back to `cursor`: the records after it count as unacked again."""
+    conn.execute("UPDATE journal SET acked_ms = NULL WHERE seq > ?", (cursor.seq,))
+    write_meta(conn, "acked_seq", str(cursor.seq))
+    write_meta(conn, "acked_head", cursor.head.hex())
+
+
 def prune(conn: sqlite3.Connection, acked_before_ms: int) -> int:
     """Delete records acknowledged before `acked_before_ms`, keeping the newest; the count."""
     cursor = conn.execute(

@@ -175,6 +175,22 @@ class Store:
         self._maintain(work, "store the acknowledgement")
         self._acked = cursor
 
+    def resume_point(self, seq: int) -> bytes | None:
+        """The hash of record `seq` (the genesis for 0), or None if the records after it
+        can no longer all be sent: what a rewind to a server's cursor at `seq` needs."""
+        try:
+            return journal.resume_point(self._conn, self.device, seq)
+        except sqlite3.Error as error:
+            raise StoreError(f"cannot read record {seq}: {error}") from None
+
+    def unacknowledge(self, cursor: Cursor) -> None:
+        """The server lost what it acknowledged after `cursor` (restored from a backup):
+        those records count as unacked again and will be sent again."""
+        if cursor.seq >= self._acked.seq:
+            return
+        self._maintain(lambda: journal.unacknowledge(self._conn, cursor), "rewind the acks")
+        self._acked = cursor
+
     def prune(self, now_ms: int, *, retention_ms: int, history_ms: int) -> int:
         """Drop acknowledged records past retention and old history; the records dropped."""
 

@@ -1,0 +1,85 @@
+"""The sync's state as `farebox-agent status` shows it, kept in `sync.json`.
+
+The running agent rewrites the file (atomically) only when the state or the last error
+changes, not on every successful request: a validator's SD card should not take a write
+every few seconds. The time of the last acknowledged batch is in the journal itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+SYNC_FILE = "sync.json"
+
+
+class SyncState(StrEnum):
+    RUNNING = "running"
+    UPLOADS_HALTED = "uploads_halted"
+    REFUSED = "refused"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What the sync is doing, why uploads halted if they did, and the last error seen."""
+
+    server: str
+    state: SyncState
+    halted: str | None = None
+    last_error: str | None = None
+    last_error_ms: int | None = None
+
+
+def read_sync_report(directory: Path) -> Mapping[str, object] | None:
+    try:
+        value = json.loads((directory / SYNC_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class Reporter:
+    """Keeps the current SyncReport and writes it whenever it changes."""
+
+    def __init__(self, directory: Path, server: str, clock: Callable[[], int]) -> None:
+        self.directory = directory
+        self.clock = clock
+        self.report = SyncReport(server, SyncState.RUNNING)
+        self._write()
+
+    def error(self, message: str) -> None:
+        self._set(replace(self.report, last_error=message, last_error_ms=self.clock()))
+
+    def halted(self, reason: str) -> None:
+        self._set(replace(self.report, state=SyncState.UPLOADS_HALTED, halted=reason))
+
+    def refused(self, reason: str) -> None:
+        self._set(
+            replace(
+                self.report, state=SyncState.REFUSED, last_error=reason, last_error_ms=self.clock()
+            )
+        )
+
+    def stopped(self) -> None:
+        if self.report.state is SyncState.RUNNING:
+            self._set(replace(self.report, state=SyncState.STOPPED))
+
+    def _set(self, report: SyncReport) -> None:
+        if report != self.report:
+            self.report = report
+            self._write()
+
+    def _write(self) -> None:
+        temporary = self.directory / f".{SYNC_FILE}.tmp"
+        try:
+            temporary.write_text(json.dumps(asdict(self.report), sort_keys=True))
+            temporary.replace(self.directory / SYNC_FILE)
+        except OSError as error:
+            # With the disk full this fails too; the journal is what matters.
+            log.debug("cannot write the sync status: %s", error)
