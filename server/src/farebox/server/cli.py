@@ -3,8 +3,10 @@
 Every command that touches the books takes `--db URL` (`sqlite:///path` or
 `postgresql://...`; FAREBOX_DB by default). Each group of commands is added by one
 `add_*_commands` function, so that later groups (the sync server's `run`, `enroll-token`)
-join the same parser without touching these. A handler is a coroutine that returns the
-exit status; a `ServerError` or malformed input becomes a one-line message and status 2.
+join the same parser without touching these. A command sets one of two handlers: `handler`,
+a coroutine given the open ledger, or `run`, a plain function for commands that need no
+store (`ticket issue`). Either returns the exit status; a `ServerError` or malformed input
+becomes a one-line message and status 2.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import TopUp
 from farebox.server.ledger.stoplist import OPERATOR_REASONS, BlockReason
 from farebox.server.ledger.store import open_store
+from farebox.server.sync_commands import add_sync_commands
+from farebox.server.tariff_commands import add_tariff_commands
+from farebox.server.ticket_commands import add_ticket_commands
 
 Handler = Callable[[argparse.Namespace, Ledger, TextIO], Awaitable[int]]
 
@@ -206,7 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="farebox-server", description="farebox sync server and ledger operations"
     )
-    add_ledger_commands(parser.add_subparsers(title="commands", required=True))
+    commands = parser.add_subparsers(title="commands", required=True)
+    add_ledger_commands(commands)
+    add_sync_commands(commands, _db_option())
+    add_tariff_commands(commands, _db_option())
+    add_ticket_commands(commands)
     return parser
 
 
@@ -229,6 +238,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     stream = out or sys.stdout
     try:
+        if hasattr(args, "run"):
+            status: int = args.run(args, stream)
+            return status
         return asyncio.run(_run(args, stream))
     except (ServerError, ValueError) as error:
         # ValueError here is the operator's input (a malformed token or amount).

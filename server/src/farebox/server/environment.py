@@ -24,12 +24,24 @@ FAREBOX_CURRENCY = "FAREBOX_CURRENCY"
 FAREBOX_CREDIT_LIMIT = "FAREBOX_CREDIT_LIMIT"
 """Minor units a new rider account may go below zero before it is stop-listed."""
 
+FAREBOX_LISTEN = "FAREBOX_LISTEN"
+"""Where `farebox-server run` listens, `HOST:PORT` (e.g. `0.0.0.0:8080`)."""
+
+FAREBOX_CARRIER = "FAREBOX_CARRIER"
+"""The carrier whose revenue account receives the fares of every route."""
+
+FAREBOX_OPERATOR_TOKEN = "FAREBOX_OPERATOR_TOKEN"  # noqa: S105 - a variable's name
+"""The bearer token of the operator HTTP API; without it that API is closed."""
+
 DEFAULTS: Mapping[str, str] = {
     FAREBOX_DB: "sqlite:///farebox.db",
     FAREBOX_TIMEZONE: "Asia/Almaty",
     FAREBOX_DAY_BOUNDARY: "03:00",
     FAREBOX_CURRENCY: "KZT",
     FAREBOX_CREDIT_LIMIT: "0",
+    FAREBOX_LISTEN: "127.0.0.1:8080",
+    FAREBOX_CARRIER: "city",
+    FAREBOX_OPERATOR_TOKEN: "",
 }
 
 

@@ -9,10 +9,10 @@ from aiohttp import web
 from farebox.server.http import device_api
 from farebox.server.http.problems import problems
 from farebox.server.http.state import SETTINGS, STORE, Settings
-from farebox.server.ledger.store import open_store
+from farebox.server.ledger.store import Store, open_store
 
 
-async def _store(app: web.Application) -> AsyncIterator[None]:
+async def _own_store(app: web.Application) -> AsyncIterator[None]:
     store = await open_store(app[SETTINGS].db)
     try:
         # Migrations are versioned and idempotent; `farebox-server init` runs them ahead
@@ -24,10 +24,13 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The sync server's application over the store that `settings.db` names."""
+def create_app(settings: Settings, store: Store | None = None) -> web.Application:
+    """The sync server's application over `store`, or over one it opens from `settings.db`."""
     app = web.Application(middlewares=[problems], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(_store)
+    if store is None:
+        app.cleanup_ctx.append(_own_store)
+    else:
+        app[STORE] = store
     device_api.add_routes(app)
     return app

@@ -1,0 +1,108 @@
+"""The server's sync, tariff and device commands, run as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from farebox.protocol.enrollment import EnrollRequest, decode_enrollment, encode_enroll_request
+from farebox.protocol.keys import SigningKey
+from farebox.server.cli import main
+
+ROOT = Path(__file__).resolve().parents[3]
+CITY = ROOT / "packaging" / "tariffs" / "city-kzt.toml"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out), out.getvalue()
+
+
+def test_tariff_check_and_quote_need_no_store(tmp_path: Path) -> None:
+    status, text = run("tariff", "check", str(CITY))
+    assert status == 0
+    assert json.loads(text)["counts"]["rider_categories"] == 5
+    journey = tmp_path / "journey.json"
+    journey.write_text(json.dumps({
+        "rider_category_id": "student",
+        "legs": [{"route_id": "12", "from_stop_id": "abay", "to_stop_id": "abay",
+                  "departure": "2026-11-26T08:00:00", "arrival": "2026-11-26T08:20:00"}],
+    }))  # fmt: skip
+    status, text = run("tariff", "quote", "--tariff", str(CITY), "--journey", str(journey))
+    assert status == 0
+    assert json.loads(text)["total"] == "100.00"
+    assert not list(tmp_path.glob("*.db"))
+
+
+def test_a_bad_tariff_lists_its_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[tariff]\nid = 3\n")
+    assert run("tariff", "check", str(bad))[0] == 2
+    assert "not a valid tariff" in capsys.readouterr().err
+
+
+def test_publish_enroll_and_revoke(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    assert run("init", "--db", db)[0] == 0
+    status, text = run("tariff", "publish", "--db", db, "--tariff", str(CITY))
+    assert (status, "tariff package 1" in text) == (0, True)
+    status, token = run("enroll-token", "--db", db, "--name", "bus-017", "--kind", "bus")
+    assert status == 0
+    assert len(token.strip()) >= 20
+    status, listed = run("device", "list", "--db", db)
+    assert json.loads(listed) == []
+    assert run("device", "revoke", "--db", db, "bus-017")[0] == 2  # not enrolled yet
+    config = tmp_path / "config.toml"
+    config.write_text("in_service = false\n")
+    assert run("config", "publish", "--db", db, str(config))[0] == 0
+    assert run("package-key", "rotate", "--db", db)[0] == 0
+
+
+async def enroll(port: int, token: str) -> str:
+    body = encode_enroll_request(EnrollRequest(token, SigningKey.generate().verify_key))
+    async with aiohttp.ClientSession() as http, http.post(
+        f"http://127.0.0.1:{port}/v1/enroll", data=body,
+        headers={"Content-Type": "application/cbor"},
+    ) as response:  # fmt: skip
+        assert response.status == 200
+        return decode_enrollment(await response.read()).device
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_run_serves_until_sigterm(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        db = f"sqlite:///{tmp_path / 'server.db'}"
+    else:
+        db = request.getfixturevalue("postgres_dsn")
+    assert run("init", "--db", db)[0] == 0
+    token = run("enroll-token", "--db", db, "--name", "gate-1", "--kind", "gate")[1].strip()
+    env = {**os.environ, "FAREBOX_DB": db}
+    with subprocess.Popen(
+        [sys.executable, "-m", "farebox.server.cli", "run", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as server:  # fmt: skip
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert "listening on http://127.0.0.1:" in line, (
+            server.stderr.read() if server.stderr else ""
+        )
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        assert asyncio.run(enroll(port, token)) == "gate-1"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
