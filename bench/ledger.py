@@ -1,7 +1,8 @@
 """Ledger posting throughput on SQLite and PostgreSQL, beside the bare insert ceiling.
 
-For batches of 100 and 1000 accepted taps, the figure is taps posted per second through
-`Ledger.post_taps` (accounts opened, idempotent insert, balances, stoplist, one database
+For batches of 100 and 1000 accepted taps (each batch one validator's consecutive records,
+as uploads are), the figure is taps posted per second through `Ledger.post_taps`
+(accounts opened, idempotent insert, balances, stoplist, fare-day marks, one database
 transaction per batch); the ceiling is the bare insert of the same transfer rows into a
 table with no keys, checks or triggers, in the same run, one transaction per batch too.
 
@@ -75,35 +76,34 @@ _PLAIN_COLUMNS = ", ".join(
 )
 
 
-def make_taps(count: int, seed: int) -> list[FareTap]:
-    """A day's worth of taps from many validators, riders repeating through the day."""
-    rng = random.Random(seed)
-    seqs = [0] * DEVICES
-    taps = []
-    for index in range(count):
-        device = rng.randrange(DEVICES)
-        seqs[device] += 1
-        taps.append(
-            FareTap(
-                device=f"bus-{seed}-{device:03d}",
-                seq=seqs[device],
-                token=f"nfc:{rng.randrange(RIDERS):08x}",
-                time_ms=START_MS + index * 50,
-                carrier=f"carrier{device % 7}",
-                route=str(device % ROUTES),
-                fare=Money(15000, "KZT"),
-                stop=f"s{rng.randrange(500)}",
-                category="adult",
-            )
+def make_batches(count: int, size: int) -> list[list[FareTap]]:
+    """Uploads as the sync protocol makes them: each batch is one validator's next `size`
+    records (consecutive seqs), the validators taking turns, riders drawn at random."""
+    rng = random.Random(size)
+    batches = []
+    for number in range(count // size):
+        device = number % DEVICES
+        first = number // DEVICES * size + 1
+        batches.append(
+            [
+                FareTap(
+                    device=f"bus-{size}-{device:03d}",
+                    seq=first + offset,
+                    token=f"nfc:{rng.randrange(RIDERS):08x}",
+                    time_ms=START_MS + (number * size + offset) * 50,
+                    carrier=f"carrier{device % 7}",
+                    route=str(device % ROUTES),
+                    fare=Money(15000, "KZT"),
+                    stop=f"s{rng.randrange(500)}",
+                    category="adult",
+                )
+                for offset in range(size)
+            ]
         )
-    return taps
+    return batches
 
 
-def batched(taps: Sequence[FareTap], size: int) -> list[Sequence[FareTap]]:
-    return [taps[start : start + size] for start in range(0, len(taps), size)]
-
-
-def rows_of(batches: list[Sequence[FareTap]]) -> list[list[tuple[object, ...]]]:
+def rows_of(batches: list[list[FareTap]]) -> list[list[tuple[object, ...]]]:
     return [[transfer_row(fare_transfer(tap, POLICY), START_MS) for tap in b] for b in batches]
 
 
@@ -125,7 +125,7 @@ async def fund_riders(ledger: Ledger, taps: Sequence[FareTap]) -> None:
         await ledger.post(top_ups, [clearing_account(Channel.KIOSK, "KZT"), *riders])
 
 
-async def ledger_rate(url: str, batches: list[Sequence[FareTap]]) -> float:
+async def ledger_rate(url: str, batches: list[list[FareTap]]) -> float:
     store = await open_store(url)
     try:
         await store.migrate()
@@ -191,7 +191,7 @@ async def measure(admin_dsn: str | None) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="farebox-bench-") as scratch:
         for size in BATCHES:
-            batches = batched(make_taps(TAPS, seed=size), size)
+            batches = make_batches(TAPS, size)
             plain = rows_of(batches)
             ceiling = sqlite_ceiling(Path(scratch) / f"plain-{size}.db", plain)
             rate = await ledger_rate(f"sqlite:///{scratch}/ledger-{size}.db", batches)
