@@ -8,6 +8,7 @@ end-to-end tests against farebox.server come with it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -78,6 +79,7 @@ class SyncServer:
     requests: list[tuple[str, str, float]] = field(default_factory=list)
     nonces: set[bytes] = field(default_factory=set)
     skew_ms: int = 0
+    hold: asyncio.Event | None = None  # if set, batch answers wait for it (after storing)
     config: Package = field(default_factory=lambda: whole_package(
         PackageKind.CONFIG, 1, cbor.encode({"in_service": True})))  # fmt: skip
 
@@ -103,7 +105,7 @@ class SyncServer:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        self.requests.append((request.method, request.path, time.monotonic()))
+        self.requests.append((request.method, request.path_qs, time.monotonic()))
         queued = self.faults.get(request.path)
         fault = queued.pop(0) if queued else None
         if isinstance(fault, int):
@@ -166,6 +168,8 @@ class SyncServer:
             for entry in judgement.new:
                 self.stored[who, entry.record.seq] += 1
             device.cursor = judgement.cursor
+        if self.hold is not None:
+            await self.hold.wait()
         if request[DROPPING]:
             assert request.transport is not None
             request.transport.abort()  # stored, but the answer never leaves
