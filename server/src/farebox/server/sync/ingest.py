@@ -26,7 +26,7 @@ from farebox.server.sync.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
 
-_INSERT_RECORD = (
+INSERT_RECORD = (
     "INSERT INTO records (device, seq, digest, raw, event_ms, received_ms) "
     "VALUES ($1, $2, $3, $4, $5, $6)"
 )
@@ -54,12 +54,20 @@ class Books:
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
-    """The answer for the device, and what this batch added."""
+    """The answer for the device, what this batch added, and how it was judged."""
 
     answer: Ack | Refusal
     records: int = 0
+    taps: int = 0
     postings: int = 0
     alerts: int = 0
+
+    @property
+    def outcome(self) -> str:
+        """ack, duplicate (nothing new) or the refusal's code (gap, fork, bad_signature)."""
+        if isinstance(self.answer, Refusal):
+            return self.answer.code.value
+        return "ack" if self.records else "duplicate"
 
 
 def fare_taps(entries: Sequence[EncodedRecord], carriers: Carriers) -> list[FareTap]:
@@ -78,7 +86,7 @@ def fare_taps(entries: Sequence[EncodedRecord], carriers: Carriers) -> list[Fare
     return taps
 
 
-def _accounts(taps: Sequence[FareTap], credit_limit: int) -> list[Account]:
+def fare_accounts(taps: Sequence[FareTap], credit_limit: int) -> list[Account]:
     def rider(token: str, currency: str, category: str | None) -> Account:
         return rider_account(token, currency, credit_limit=credit_limit, category=category)
 
@@ -142,17 +150,18 @@ async def ingest(store: Store, books: Books, batch: Batch, now_ms: int) -> Inges
             return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
         new = judgement.new
         await session.executemany(
-            _INSERT_RECORD,
+            INSERT_RECORD,
             [(batch.device, e.record.seq, e.digest, e.raw, e.record.time_ms, now_ms) for e in new],
         )
         taps = fare_taps(new, books.carriers)
         transfers = [fare_transfer(tap, books.policy) for tap in taps]
         receipts = await writes.post_transfers(
-            session, transfers, _accounts(taps, books.credit_limit), now_ms
+            session, transfers, fare_accounts(taps, books.credit_limit), now_ms
         )
         alerts = await _ticket_uses(session, new)
         await devices.advance(session, batch.device, judgement.cursor, now_ms)
         reply = answer(batch.device, judgement, device.cursor, now_ms)
-        return Ingested(reply, len(new), sum(r.fresh for r in receipts), alerts)
+        tapped = sum(isinstance(e.record.body, Tap) for e in new)
+        return Ingested(reply, len(new), tapped, sum(r.fresh for r in receipts), alerts)
 
     return await store.run(work)

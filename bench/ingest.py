@@ -1,0 +1,269 @@
+"""Sync server ingest: signed batches from many devices over real HTTP, and a storm.
+
+A real `farebox-server run` process on 127.0.0.1 takes batches of 500 signed records
+from simulated devices (the load generator is this process, on the same 2 cores), on
+SQLite and on PostgreSQL (a throwaway cluster, as the tests make). Ceiling, measured in
+the same run on a fresh store of the same kind: the bare storage write of the same rows
+(raw records plus fare postings through the ledger's own writes) with no HTTP, decoding,
+signature or chain checks. The reconnect storm sends 300 devices' day of records at once.
+
+    .venv/bin/python -m bench.ingest [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import aiohttp
+
+from bench.table import Row, render
+from farebox.protocol.auth import sign_request
+from farebox.protocol.chain import Cursor
+from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
+from farebox.protocol.enrollment import DeviceKind, EnrollRequest, encode_enroll_request
+from farebox.protocol.keys import SigningKey
+from farebox.protocol.messages import Batch, encode_message
+from farebox.protocol.money import Money
+from farebox.protocol.records import (
+    ClockState,
+    EncodedRecord,
+    Location,
+    MediaKind,
+    Outcome,
+    Reason,
+    Record,
+    Tap,
+    TapType,
+)
+from farebox.server.ledger import writes
+from farebox.server.ledger.fare_day import FareDayPolicy
+from farebox.server.ledger.posting import fare_transfer
+from farebox.server.ledger.store import Session, Store, open_store
+from farebox.server.sync import devices
+from farebox.server.sync.ingest import INSERT_RECORD, Carriers, fare_accounts, fare_taps
+from tests.support.postgres import server_bin_dir, throwaway_cluster
+
+BATCH = 500
+START_MS = 1_795_669_200_000
+POLICY = FareDayPolicy.parse("Asia/Almaty", "03:00")
+CBOR = {"Content-Type": "application/cbor"}
+# Riders with room on their accounts: every tap posts, none crosses into the stoplist
+# (a stoplist change per tap is a different workload, measured by bench.ledger).
+CREDIT = 10**12
+
+
+@dataclass
+class SimDevice:
+    id: str
+    key: SigningKey
+    bodies: list[bytes]
+    batches: list[list[EncodedRecord]]
+
+
+def day_of_records(device: str, count: int, riders: int) -> list[EncodedRecord]:
+    cursor, entries = Cursor.start(device), []
+    location = Location(route="12", vehicle=device, stop="abay-ave")
+    for n in range(count):
+        token = f"nfc:{(hash(device) + n) % riders:08x}"
+        tap = Tap(MediaKind.NFC, token, TapType.SINGLE, Outcome.ACCEPT, Reason.OK,
+                  Money(20000, "KZT"), "single", "adult", 1, 1)  # fmt: skip
+        record = Record(device, cursor.seq + 1, cursor.head, START_MS + n * 20_000,
+                        ClockState.SYNCED, location, tap)  # fmt: skip
+        entries.append(EncodedRecord.of(record))
+        cursor = cursor.after(entries[-1])
+    return entries
+
+
+def fleet(prefix: str, size: int, records: int) -> list[SimDevice]:
+    out = []
+    for n in range(size):
+        device_id, key = f"{prefix}-{n:04d}", SigningKey.generate()
+        journal = day_of_records(device_id, records, riders=50_000)
+        batches = [journal[i : i + BATCH] for i in range(0, len(journal), BATCH)]
+        bodies = []
+        for part in batches:
+            last = part[-1]
+            checkpoint = Checkpoint(device_id, last.record.seq, last.digest, START_MS)
+            signed = sign_checkpoint(checkpoint, key)
+            bodies.append(encode_message(Batch(device_id, tuple(part), signed)))
+        out.append(SimDevice(device_id, key, bodies, batches))
+    return out
+
+
+@contextlib.contextmanager
+def server(db: str) -> Iterator[int]:
+    env = {**os.environ, "FAREBOX_DB": db, "FAREBOX_CREDIT_LIMIT": str(CREDIT)}
+    subprocess.run([sys.executable, "-m", "farebox.server.cli", "init"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "farebox.server.cli", "run", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        try:
+            yield port
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+async def enroll_all(db: str, port: int, sims: Sequence[SimDevice]) -> None:
+    store = await open_store(db)
+    try:
+        tokens = [await _token(store, sim) for sim in sims]
+    finally:
+        await store.close()
+    async with aiohttp.ClientSession() as http:
+        for sim, token in zip(sims, tokens, strict=True):
+            body = encode_enroll_request(EnrollRequest(token, sim.key.verify_key))
+            async with http.post(f"http://127.0.0.1:{port}/v1/enroll", data=body,
+                                 headers=CBOR) as response:  # fmt: skip
+                assert response.status == 200, await response.text()
+
+
+async def upload(port: int, sims: Sequence[SimDevice], concurrency: int) -> float:
+    """Send every device's batches (each device in order); return records per second."""
+    queue: asyncio.Queue[SimDevice] = asyncio.Queue()
+    for sim in sims:
+        queue.put_nowait(sim)
+    url = f"http://127.0.0.1:{port}/v1/batches"
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            sim = queue.get_nowait()
+            for body in sim.bodies:
+                now = int(time.time() * 1000)
+                proof = sign_request(sim.key, sim.id, "POST", "/v1/batches", body,
+                                     time_ms=now, nonce=secrets.token_bytes(16))  # fmt: skip
+                async with http.post(url, data=body, headers={**CBOR, **proof.headers()}) as r:
+                    assert r.status == 200, await r.text()
+
+    total = sum(len(b) for sim in sims for b in sim.batches)
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    return total / (time.perf_counter() - started)
+
+
+async def bare_write(db: str, sims: Sequence[SimDevice]) -> float:
+    """The same rows written straight to a fresh store: records and fare postings."""
+    store = await open_store(db)
+    try:
+        await store.migrate()
+        for sim in sims:
+            token = await _token(store, sim)
+            await store.run(
+                partial(devices.enroll, token=token, key=sim.key.verify_key, now_ms=START_MS)
+            )
+        total = sum(len(b) for sim in sims for b in sim.batches)
+        started = time.perf_counter()
+        for sim in sims:
+            for part in sim.batches:
+                await store.run(partial(_write, device=sim.id, part=part))
+        return total / (time.perf_counter() - started)
+    finally:
+        await store.close()
+
+
+async def _token(store: Store, sim: SimDevice) -> str:
+    return await store.run(
+        partial(devices.create_token, name=sim.id, kind=DeviceKind.BUS, now_ms=START_MS,
+                ttl_ms=10**12)
+    )  # fmt: skip
+
+
+async def _write(session: Session, device: str, part: Sequence[EncodedRecord]) -> None:
+    await session.executemany(
+        INSERT_RECORD,
+        [(device, e.record.seq, e.digest, e.raw, e.record.time_ms, START_MS) for e in part],
+    )
+    taps = fare_taps(part, Carriers())
+    transfers = [fare_transfer(tap, POLICY) for tap in taps]
+    await writes.post_transfers(session, transfers, fare_accounts(taps, CREDIT), START_MS)
+
+
+async def measure(
+    db_for: Iterator[str],
+    sims: Sequence[SimDevice],
+    storm: Sequence[SimDevice],
+    label: str,
+    target: str,
+    concurrency: int,
+) -> list[Row]:
+    """Ingest and storm over HTTP, then the bare write, each on a fresh store."""
+    rows = []
+    db = next(db_for)
+    with server(db) as port:
+        await enroll_all(db, port, [*sims, *storm])
+        rate = await upload(port, sims, concurrency)
+        started = time.perf_counter()
+        await upload(port, storm, concurrency)
+        storm_s = time.perf_counter() - started
+    ceiling = await bare_write(next(db_for), sims)
+    rows.append(Row(f"ingest over HTTP, {label}", rate, "tx/s", ceiling, target))
+    records = sum(len(b) for sim in storm for b in sim.batches)
+    what = f"reconnect storm, {len(storm)} devices x {records // len(storm)}, {label}"
+    bare_s = records / ceiling
+    rows.append(Row(what, storm_s, "s", bare_s, "<= 30 s (ceiling: bare write time)"))
+    return rows
+
+
+def sqlite_urls(folder: Path) -> Iterator[str]:
+    for n in range(10):
+        yield f"sqlite:///{folder / f'ingest-{n}.db'}"
+
+
+async def postgres_urls(dsn: str) -> Iterator[str]:
+    import asyncpg
+
+    admin = await asyncpg.connect(dsn)
+    names = []
+    try:
+        for n in range(2):
+            name = f"bench_{n}"
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            names.append(dsn.rsplit("/", 1)[0] + f"/{name}")
+    finally:
+        await admin.close()
+    return iter(names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller fleet and storm")
+    args = parser.parse_args()
+    devices_n, per_device, storm_n, storm_records = (
+        (20, 1000, 60, 500) if args.quick else (40, 2500, 300, 1500)
+    )
+    sims = fleet("bus", devices_n, per_device)
+    storm = fleet("storm", storm_n, storm_records)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        rows += asyncio.run(measure(sqlite_urls(Path(folder)), sims, storm, "SQLite",
+                                    ">= 25,000 tx/s", concurrency=8))  # fmt: skip
+    bin_dir = server_bin_dir()
+    if bin_dir is not None:
+        with throwaway_cluster(bin_dir) as cluster:
+            urls = asyncio.run(postgres_urls(cluster.dsn()))
+            rows += asyncio.run(measure(urls, sims, storm, "PostgreSQL", ">= 20,000 tx/s",
+                                        concurrency=8))  # fmt: skip
+    print(render("Sync server ingest (load generator on the same machine)", rows))
+
+
+if __name__ == "__main__":
+    main()
