@@ -32,8 +32,10 @@ format: $(STAMP)
 	$(BIN)/ruff format $(SOURCES)
 	$(BIN)/ruff check --fix $(SOURCES)
 
+BENCHES := protocol tariffs tickets agent ledger ingest
+
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	@for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; echo; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
