@@ -37,7 +37,7 @@ from farebox.protocol.session import Accepted, answer, judge
 
 PACKAGE_KEY = SigningKey.from_seed(b"\x5e" * 32)
 DROP = "drop"  # a fault: store the batch, then close the connection without answering
-Fault = int | str
+Fault = int | tuple[int, str] | str  # a status, a status with a problem code, or DROP
 DROPPING = web.RequestKey("dropping", bool)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -108,8 +108,9 @@ class SyncServer:
         self.requests.append((request.method, request.path_qs, time.monotonic()))
         queued = self.faults.get(request.path)
         fault = queued.pop(0) if queued else None
-        if isinstance(fault, int):
-            response: web.StreamResponse = problem(fault, "injected")
+        if isinstance(fault, int | tuple):
+            status, code = fault if isinstance(fault, tuple) else (fault, "injected")
+            response: web.StreamResponse = problem(status, code)
         else:
             request[DROPPING] = fault == DROP
             response = await handler(request)

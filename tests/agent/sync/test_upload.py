@@ -40,7 +40,7 @@ async def test_records_are_uploaded_in_batches_and_acked(
 async def test_server_errors_are_retried_with_backoff(
     server: SyncServer, validator: Validator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server.fail(BATCHES, 500, 503, 429)
+    server.fail(BATCHES, 500, (401, "replay"), 503)
     await validator.taps(60)
     with caplog.at_level(logging.WARNING, "farebox.agent.sync"):
         validator.start()
@@ -131,3 +131,27 @@ async def test_a_revoked_device_stops_syncing(server: SyncServer, validator: Val
     assert "revoked" in str(report["last_error"])
     assert (await validator.on_store(validator.store.figures)).unacked == 3
     assert not server.stored
+
+
+async def test_a_batch_over_the_size_limit_is_sent_in_halves(
+    server: SyncServer, validator: Validator
+) -> None:
+    server.fail(BATCHES, 413, 413)
+    await validator.taps(50)
+    validator.start()
+    await until(lambda: validator.store.acked.seq == 50)
+    await validator.halt()
+    assert stored_once(server, 50)
+    assert len(server.posts(BATCHES)) == 2 + 5  # 50 refused, 25 refused, 12+12+12+12+2
+
+
+async def test_a_malformed_answer_halts_uploads(server: SyncServer, validator: Validator) -> None:
+    server.fail(BATCHES, (400, "malformed"))
+    await validator.taps(3)
+    validator.start()
+    await until(
+        lambda: (read_sync_report(validator.directory) or {}).get("state") == "uploads_halted"
+    )
+    await validator.halt()
+    assert len(server.posts(BATCHES)) == 1
+    assert (await validator.on_store(validator.store.figures)).unacked == 3

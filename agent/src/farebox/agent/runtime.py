@@ -165,8 +165,11 @@ class Runtime:
             asyncio.create_task(self._heartbeat(stop)),
             asyncio.create_task(self._recovery(stop)),
             asyncio.create_task(self._housekeeping(stop)),
-            *(asyncio.create_task(service(stop)) for service in background),
         ]
+        for service in background:
+            task = asyncio.create_task(service(stop))
+            task.add_done_callback(_report_failure)
+            helpers.append(task)
         try:
             await self._tap_loop(stop)
         finally:
@@ -337,6 +340,13 @@ class Runtime:
             except AgentError as error:
                 log.warning("housekeeping failed: %s", error)
             await _sleep_or_stop(stop, HOUSEKEEPING_S)
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    # A background service that dies must say so when it happens, not at shutdown; the
+    # taps go on without it.
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("background service failed: %r", error, exc_info=error)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

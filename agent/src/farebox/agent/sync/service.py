@@ -75,7 +75,10 @@ class SyncService:
     async def run(self, stop: asyncio.Event) -> None:
         """Sync until `stop` is set or the server refuses the device."""
         reporter = Reporter(self.directory, self.server, self.clock)
-        self._stored_offset = await self.on_store(self.store.clock_offset_ms)
+        try:
+            self._stored_offset = await self.on_store(self.store.clock_offset_ms)
+        except StoreError as error:
+            log.warning("clock offset unknown until the server answers: %s", error)
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             client = DeviceClient(
