@@ -21,7 +21,6 @@ from farebox.server.errors import MigrationError, StoreError, UnknownAccountErro
 from farebox.server.ledger.migrations import migrations
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
-    MARK_DAYS,
     MISMATCH_COLUMNS,
     MISMATCH_CONDITION,
     TRANSFER_COLUMNS,
@@ -58,9 +57,6 @@ _MISMATCHES = (
     f"{MISMATCH_COLUMNS} FROM unnest($1::text[]) AS t (id) JOIN accounts USING (id)"
     f" WHERE {MISMATCH_CONDITION}"
 )
-
-# Sorted, so that two servers marking the same days lock the rows in the same order.
-_MARK_DAYS = MARK_DAYS.format(rows="SELECT * FROM unnest($1::text[], $2::text[])")
 
 
 async def _prepare(connection: asyncpg.Connection) -> None:
@@ -99,11 +95,6 @@ class _PostgresSession:
 
     async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
         return await self.fetch(_MISMATCHES, list(account_ids))
-
-    async def mark_days(self, days: Sequence[tuple[str, str]]) -> None:
-        if days:
-            accounts, fare_days = zip(*sorted(days), strict=True)
-            await self._connection.execute(_MARK_DAYS, list(accounts), list(fare_days))
 
     async def lock_stoplist_head(self) -> Row:
         (head,) = await self.fetch("SELECT version, checksum FROM stoplist_head FOR UPDATE")

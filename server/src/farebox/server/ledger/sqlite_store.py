@@ -23,7 +23,6 @@ from farebox.server.errors import MigrationError, StoreError, UnknownAccountErro
 from farebox.server.ledger.migrations import migrations
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
-    MARK_DAYS,
     MISMATCH_COLUMNS,
     MISMATCH_CONDITION,
     TRANSFER_COLUMNS,
@@ -47,8 +46,6 @@ _MISMATCHES = (
     f"{MISMATCH_COLUMNS} FROM accounts"  # noqa: S608 (fixed text)
     f" WHERE id IN (SELECT value FROM json_each($1)) AND {MISMATCH_CONDITION}"
 )
-
-_MARK_DAYS = MARK_DAYS.format(rows="VALUES ($1, $2)")
 
 
 @functools.lru_cache(maxsize=256)
@@ -104,9 +101,6 @@ class _SqliteSession:
 
     async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
         return await self.fetch(_MISMATCHES, json.dumps(account_ids))
-
-    async def mark_days(self, days: Sequence[tuple[str, str]]) -> None:
-        await self.executemany(_MARK_DAYS, days)
 
     async def lock_stoplist_head(self) -> Row:
         (head,) = await self.fetch("SELECT version, checksum FROM stoplist_head")

@@ -39,12 +39,6 @@ TRANSFER_COLUMNS = (
     "timeout_ms",
 )
 ACCOUNT_COLUMNS = ("id", "kind", "currency", "credit_limit", "category", "opened_ms")
-MARK_DAYS = (
-    "INSERT INTO fare_days (account, fare_day) {rows}"
-    " ON CONFLICT (account, fare_day) DO UPDATE SET dirty = true WHERE NOT fare_days.dirty"
-)
-"""Completed by each store with how it passes the rows (VALUES or SELECT FROM unnest)."""
-
 # Rider accounts whose stoplist flag disagrees with their balance. Each store puts its own
 # way of naming a list of ids between the two halves.
 MISMATCH_COLUMNS = "SELECT id, posted - pending_debits < -credit_limit"
@@ -76,13 +70,6 @@ class Session(Protocol):
     async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
         """(id, below limit) of the rider accounts among `account_ids` whose stoplist flag
         (`limit_blocked`) disagrees with their balance, in id order."""
-        ...
-
-    async def mark_days(self, days: Sequence[tuple[str, str]]) -> None:
-        """Mark (rider account, ISO fare day) pairs as changed since their last settlement.
-
-        The pairs are distinct. The statement is `MARK_DAYS`, fed one way or another.
-        """
         ...
 
     async def lock_stoplist_head(self) -> Row:

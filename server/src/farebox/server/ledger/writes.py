@@ -16,7 +16,7 @@ from farebox.server.errors import (
     InsufficientFundsError,
     TransferStateError,
 )
-from farebox.server.ledger.accounts import RIDER_PREFIX, Account, token_of
+from farebox.server.ledger.accounts import Account, token_of
 from farebox.server.ledger.reads import DAY_EVENTS, account_state, transfer
 from farebox.server.ledger.settlement import DayState
 from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan, plan_changes
@@ -120,27 +120,9 @@ async def post_transfers(
             for receipt, item in zip(receipts, transfers, strict=True)
         ]
     await _check_payouts(session, [item for item in transfers if item.key in fresh_keys])
-    await session.mark_days(_rider_days([item for item in transfers if item.key in fresh_keys]))
     touched = {item.debit for item in transfers} | {item.credit for item in transfers}
     await sync_limit_blocks(session, sorted(touched), now_ms)
     return tuple(receipt for receipt in receipts if receipt is not None)
-
-
-def _rider_days(posted: Sequence[Transfer]) -> list[tuple[str, str]]:
-    """The rider fare days that `posted` changes: settlement must look at them again."""
-    days: dict[tuple[str, str], None] = {}
-    for item in posted:
-        if item.fare_day is None:
-            continue
-        if item.kind is TransferKind.FARE and item.moves():
-            rider = item.debit
-        elif item.kind is TransferKind.REVERSAL:
-            rider = item.credit
-        else:
-            continue
-        if rider.startswith(RIDER_PREFIX):
-            days[rider, item.fare_day.isoformat()] = None
-    return list(days)
 
 
 async def _check_payouts(session: Session, posted: Sequence[Transfer]) -> None:

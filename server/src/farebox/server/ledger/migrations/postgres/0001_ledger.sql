@@ -116,6 +116,18 @@ BEGIN
         RAISE EXCEPTION 'a transfer names an unknown account or one of another currency'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
+    -- A rider's fare or fare reversal changes its fare day: settlement must see it again.
+    INSERT INTO fare_days (account, fare_day)
+    SELECT account, fare_day FROM (
+        SELECT debit AS account, fare_day FROM inserted
+        WHERE kind = 'fare' AND phase IN ('single', 'post') AND fare_day IS NOT NULL
+          AND starts_with(debit, 'rider:')
+        UNION
+        SELECT credit, fare_day FROM inserted
+        WHERE kind = 'reversal' AND fare_day IS NOT NULL AND starts_with(credit, 'rider:')
+    ) changed
+    ORDER BY account, fare_day
+    ON CONFLICT (account, fare_day) DO UPDATE SET dirty = true WHERE NOT fare_days.dirty;
     RETURN NULL;
 END $$;
 

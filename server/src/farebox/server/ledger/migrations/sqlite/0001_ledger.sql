@@ -75,6 +75,14 @@ BEGIN
             WHEN 'single' THEN 0
             ELSE -(SELECT amount FROM transfers WHERE key = NEW.origin) END
     WHERE id = NEW.credit;
+    -- A rider's fare or fare reversal changes its fare day: settlement must see it again.
+    INSERT INTO fare_days (account, fare_day)
+    SELECT CASE NEW.kind WHEN 'reversal' THEN NEW.credit ELSE NEW.debit END, NEW.fare_day
+    WHERE NEW.fare_day IS NOT NULL AND (
+        (NEW.kind = 'fare' AND NEW.phase IN ('single', 'post')
+         AND substr(NEW.debit, 1, 6) = 'rider:')
+        OR (NEW.kind = 'reversal' AND substr(NEW.credit, 1, 6) = 'rider:'))
+    ON CONFLICT (account, fare_day) DO UPDATE SET dirty = 1 WHERE NOT fare_days.dirty;
 END;
 
 CREATE TRIGGER transfers_no_update BEFORE UPDATE ON transfers
