@@ -42,8 +42,10 @@ CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
 )
 """
 _COLUMNS = ", ".join(TRANSFER_COLUMNS)
+# Empties the stage in the same statement: a rollback brings back only an empty stage.
 _INSERT_STAGED = (
-    f"INSERT INTO transfers ({_COLUMNS}) SELECT {_COLUMNS} FROM transfer_stage "  # noqa: S608
+    "WITH staged AS (DELETE FROM transfer_stage RETURNING *) "  # noqa: S608 (fixed names)
+    f"INSERT INTO transfers ({_COLUMNS}) SELECT {_COLUMNS} FROM staged "
     "ORDER BY key ON CONFLICT DO NOTHING RETURNING key, id, posted_ms"
 )
 _OPEN_ACCOUNTS = (
@@ -89,8 +91,6 @@ class _PostgresSession:
             inserted = await self._connection.fetch(_INSERT_STAGED)
         except asyncpg.ForeignKeyViolationError as error:
             raise UnknownAccountError("a transfer names an unknown account") from error
-        # Emptied inside the transaction: a rollback brings nothing back but an empty stage.
-        await self._connection.execute("DELETE FROM transfer_stage")
         return [tuple(record) for record in inserted]
 
     async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
