@@ -61,6 +61,10 @@ def test_blocks_and_the_stoplist(db: str) -> None:
     assert run("stoplist", "version", "--db", db)[1].startswith("version 1 checksum ")
     assert run("card", "unblock", "nfc:0a", "--reason", "lost", "--db", db)[0] == 0
     assert run("stoplist", "size", "--db", db) == (0, "0\n")
+    status, out = run("stoplist", "delta", "--since", "0", "--until", "1", "--db", db)
+    assert status == 0
+    assert out.splitlines()[1:] == ["+ nfc:0a"]
+    assert run("stoplist", "delta", "--since", "0", "--db", db)[1].splitlines()[1:] == []
 
 
 def test_revenue_report_and_verify(db: str) -> None:

@@ -117,7 +117,7 @@ async def _stoplist_size(args: argparse.Namespace, ledger: Ledger, out: TextIO) 
 
 
 async def _stoplist_delta(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
-    delta = await ledger.stoplist_delta(args.since)
+    delta = await ledger.stoplist_delta(args.since, args.until)
     print(f"from {delta.since} to {delta.version} checksum {delta.checksum.hex()}", file=out)
     for token in delta.added:
         print(f"+ {token}", file=out)
@@ -196,8 +196,9 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     stoplist_commands = stoplist.add_subparsers(required=True)
     command(stoplist_commands, "version", _stoplist_version, "latest version and checksum")
     command(stoplist_commands, "size", _stoplist_size, "how many tokens are listed")
-    delta = command(stoplist_commands, "delta", _stoplist_delta, "changes since a version")
+    delta = command(stoplist_commands, "delta", _stoplist_delta, "changes between two versions")
     delta.add_argument("--since", type=int, required=True)
+    delta.add_argument("--until", type=int, default=None, help="default: the latest version")
 
     report = commands.add_parser("report", help="reports").add_subparsers(required=True)
     revenue = command(report, "revenue", _report_revenue, "fare revenue per carrier and route")
