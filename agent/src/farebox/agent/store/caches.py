@@ -112,15 +112,24 @@ def _with(
     return replace(caches, config=Cached(version, parse_config(payload), at))
 
 
-def apply_package(
-    conn: sqlite3.Connection,
-    caches: Caches,
-    package: Package,
-    trusted: Iterable[VerifyKey],
-    now_ms: int,
-) -> Caches:
-    """Verify and apply `package`; return the new caches, or raise with the old in force.
+@dataclass(frozen=True, slots=True)
+class PreparedPackage:
+    """A package verified and applied in memory, ready to be stored over `base`."""
 
+    package: Package
+    base: Caches
+    caches: Caches
+    payload: bytes
+    checksum: bytes
+
+
+def prepare_package(
+    caches: Caches, package: Package, trusted: Iterable[VerifyKey], now_ms: int
+) -> PreparedPackage:
+    """Verify `package` and apply it to `caches` in memory; touch no database.
+
+    The costly part of a package (the signature over a large body, decoding a million
+    tokens, merging them) happens here, so it can run off the thread the taps use.
     FullPackageNeededError means the delta does not apply to what is held (wrong base or
     a checksum mismatch after applying); any other CacheError means the package is bad.
     """
@@ -153,6 +162,12 @@ def apply_package(
         raise FullPackageNeededError(str(error)) from None
     except (ProtocolError, ValueError) as error:
         raise CacheError(f"{package.kind} {package.version} refused: {error}") from None
+    return PreparedPackage(package, caches, new, payload, checksum)
+
+
+def store_package(conn: sqlite3.Connection, prepared: PreparedPackage, now_ms: int) -> Caches:
+    """Write a prepared package in one transaction; return the caches now in force."""
+    package = prepared.package
     try:
         with transaction(conn):
             if package.kind is PackageKind.TARIFF:
@@ -166,8 +181,19 @@ def apply_package(
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET "
                 "version = excluded.version, checksum = excluded.checksum, "
                 "payload = excluded.payload, applied_ms = excluded.applied_ms",
-                (package.kind.value, package.version, checksum, payload, now_ms),
+                (package.kind.value, package.version, prepared.checksum, prepared.payload, now_ms),
             )
     except sqlite3.Error as error:
         raise CacheError(f"cannot store {package.kind} {package.version}: {error}") from None
-    return new
+    return prepared.caches
+
+
+def apply_package(
+    conn: sqlite3.Connection,
+    caches: Caches,
+    package: Package,
+    trusted: Iterable[VerifyKey],
+    now_ms: int,
+) -> Caches:
+    """Verify and apply `package`; return the new caches, or raise with the old in force."""
+    return store_package(conn, prepare_package(caches, package, trusted, now_ms), now_ms)

@@ -15,9 +15,14 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TypeVar
 
-from farebox.agent.errors import JournalUnavailableError, StoreError, WrongDeviceError
+from farebox.agent.errors import (
+    CacheError,
+    JournalUnavailableError,
+    StoreError,
+    WrongDeviceError,
+)
 from farebox.agent.store import caches, history, journal
-from farebox.agent.store.caches import Caches
+from farebox.agent.store.caches import Caches, PreparedPackage
 from farebox.agent.store.database import PAGE_SIZE, connect, read_meta, transaction, write_meta
 from farebox.agent.store.history import PastTap, TicketUse
 from farebox.protocol.chain import Cursor
@@ -203,7 +208,25 @@ class Store:
 
     def apply_package(self, package: Package, trusted: Iterable[VerifyKey], now_ms: int) -> Caches:
         """Apply a signed package atomically; see `caches.apply_package`."""
-        self.caches = caches.apply_package(self._conn, self.caches, package, trusted, now_ms)
+        return self.commit_package(self.prepare_package(package, trusted, now_ms), now_ms)
+
+    def prepare_package(
+        self, package: Package, trusted: Iterable[VerifyKey], now_ms: int
+    ) -> PreparedPackage:
+        """Verify and apply a package in memory (see `caches.prepare_package`).
+
+        The one method that may run off the store thread: it reads the caches, an
+        immutable value, and no connection. A large stoplist is thus merged without
+        holding up the taps; only `commit_package` writes, on the store thread.
+        """
+        return caches.prepare_package(self.caches, package, trusted, now_ms)
+
+    def commit_package(self, prepared: PreparedPackage, now_ms: int) -> Caches:
+        """Store a prepared package atomically, if the caches are still those it was
+        prepared over (else CacheError: prepare it again)."""
+        if prepared.base is not self.caches:
+            raise CacheError(f"the caches changed while {prepared.package.kind} was prepared")
+        self.caches = caches.store_package(self._conn, prepared, now_ms)
         return self.caches
 
     def verify(self) -> Cursor:

@@ -10,6 +10,7 @@ base, a checksum mismatch) is answered by asking again with `have=0`, for a full
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 
@@ -82,9 +83,12 @@ class DownloadLoop:
             raise CacheError(f"{kind} package does not decode: {error}") from None
 
     async def apply(self, package: Package) -> None:
+        # Verified and merged on a worker thread, written on the store thread: a
+        # million-token snapshot never holds up a tap for the seconds it takes to merge.
         context = self.context
-        store = context.store
-        await context.on_store(store.apply_package, package, self.trusted, context.clock())
+        store, now = context.store, context.clock()
+        prepared = await asyncio.to_thread(store.prepare_package, package, self.trusted, now)
+        await context.on_store(store.commit_package, prepared, now)
         log.info("applied %s package %d", package.kind, package.version)
 
 

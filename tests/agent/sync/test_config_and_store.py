@@ -1,4 +1,5 @@
-"""The `[sync]` config section, sync windows, the store's rewind, and `status`'s sync fields."""
+"""The `[sync]` config section, sync windows, what the sync adds to the store (rewinding
+the acks, packages prepared off the store thread), and `status`'s sync fields."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import pytest
 from farebox.agent import environment
 from farebox.agent.cli import main
 from farebox.agent.config import load_config, parse_config
-from farebox.agent.errors import ConfigError
+from farebox.agent.errors import CacheError, ConfigError
 from farebox.agent.store.state import Store
 from farebox.agent.sync.report import Reporter
 from farebox.agent.sync.windows import SyncWindows
+from farebox.protocol import cbor
 from farebox.protocol.chain import Cursor
+from farebox.protocol.packages import PackageKind
 from farebox.protocol.records import ClockState
+from tests.agent.sync.server import PACKAGE_KEY, whole_package
 from tests.support.records import MORNING_MS, ROUTE_12, accepted_tap
 
 
@@ -92,6 +96,24 @@ def test_rewinding_the_acks_to_a_server_cursor(tmp_path: Path) -> None:
     store.close()
     store = Store.open(tmp_path / "agent.db", "bus-1", lock_timeout_ms=200)
     assert store.acked.seq == 3  # the rewind is durable
+    store.close()
+
+
+def test_a_package_prepared_over_older_caches_is_not_stored(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "agent.db", "bus-1", lock_timeout_ms=200)
+    trusted = [PACKAGE_KEY.verify_key]
+    first = whole_package(PackageKind.CONFIG, 1, cbor.encode({"in_service": True}))
+    second = whole_package(PackageKind.CONFIG, 2, cbor.encode({"in_service": False}))
+    prepared = store.prepare_package(second, trusted, MORNING_MS)
+    store.apply_package(first, trusted, MORNING_MS)
+    with pytest.raises(CacheError, match="changed"):
+        store.commit_package(prepared, MORNING_MS)
+    assert store.caches.versions()["config"] == 1
+    store.commit_package(store.prepare_package(second, trusted, MORNING_MS), MORNING_MS)
+    store.close()
+    store = Store.open(tmp_path / "agent.db", "bus-1", lock_timeout_ms=200)
+    assert store.caches.config is not None
+    assert store.caches.config.value == {"in_service": False}
     store.close()
 
 
