@@ -7,6 +7,9 @@ and refuses with 401 before anything is stored.
 
 from __future__ import annotations
 
+import functools
+import time
+
 from aiohttp import web
 
 from farebox.protocol.auth import RequestProof, verify_request
@@ -19,7 +22,9 @@ from farebox.protocol.errors import DecodeError, SignatureError, StaleRequestErr
 from farebox.protocol.heartbeat import decode_heartbeat
 from farebox.protocol.messages import Ack, Batch, decode_message, encode_message
 from farebox.protocol.packages import PackageKind, encode_package
-from farebox.server.http.state import SETTINGS, STORE
+from farebox.server.errors import ServerError
+from farebox.server.http.problems import Handler, classify
+from farebox.server.http.state import METRICS, SETTINGS, STORE
 from farebox.server.ledger.store import Session
 from farebox.server.sync import devices, publishing
 from farebox.server.sync.devices import Device
@@ -85,6 +90,7 @@ async def enroll(request: web.Request) -> web.Response:
 
 async def batches(request: web.Request) -> web.Response:
     settings, store = request.app[SETTINGS], request.app[STORE]
+    started = time.perf_counter()
     body = await request.read()
     device = await authenticate(request, body)
     message = decode_message(body)
@@ -95,6 +101,7 @@ async def batches(request: web.Request) -> web.Response:
             f"{device.id} cannot send {message.device}'s records", "bad_signature"
         )
     result = await ingest(store, settings.books, message, settings.clock())
+    request.app[METRICS].batch(result, time.perf_counter() - started)
     status = 200 if isinstance(result.answer, Ack) else 409
     return _cbor(encode_message(result.answer), status)
 
@@ -140,8 +147,22 @@ async def heartbeat(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _counted(handler: Handler) -> Handler:
+    """Count each refused device request by its problem code, as the problem will say."""
+
+    @functools.wraps(handler)
+    async def counted(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (ServerError, DecodeError) as error:
+            request.app[METRICS].refusal(classify(error)[1])
+            raise
+
+    return counted
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/enroll", enroll)
-    app.router.add_post("/v1/batches", batches)
-    app.router.add_get("/v1/packages/{kind}", packages)
-    app.router.add_post("/v1/heartbeat", heartbeat)
+    app.router.add_post("/v1/enroll", _counted(enroll))
+    app.router.add_post("/v1/batches", _counted(batches))
+    app.router.add_get("/v1/packages/{kind}", _counted(packages))
+    app.router.add_post("/v1/heartbeat", _counted(heartbeat))

@@ -40,7 +40,8 @@ def problem(status: int, code: str, detail: str) -> web.Response:
     return web.json_response(body, status=status, content_type=PROBLEM_TYPE)
 
 
-def _classify(error: Exception) -> tuple[int, str]:
+def classify(error: Exception) -> tuple[int, str]:
+    """The HTTP status and stable problem code of a refusal."""
     if isinstance(error, SyncError):
         return error.status, error.code
     if isinstance(error, UnsupportedVersionError):
@@ -71,7 +72,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         code = "too_large" if error.status == 413 else error.reason.lower().replace(" ", "_")
         response = problem(error.status, code, error.text or error.reason)
     except (SyncError, DecodeError, ServerError) as error:
-        status, code = _classify(error)
+        status, code = classify(error)
         log.info("request %s %s %s refused: %s %s", request_id, request.method, request.path,
                  code, error)  # fmt: skip
         response = problem(status, code, str(error))

@@ -1,4 +1,4 @@
-"""The application's typed state: its settings and its store."""
+"""The application's typed state: its settings, its store, its ledger and its metrics."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from farebox.protocol.auth import DEFAULT_WINDOW_MS
+from farebox.server.http.metrics import Metrics
+from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.store import Store
 from farebox.server.sync.ingest import Books
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
+SETTLE_EVERY_S = 300.0
 
 
 def wall_clock_ms() -> int:
@@ -28,8 +31,12 @@ class Settings:
     operator_token: str | None = None
     auth_window_ms: int = DEFAULT_WINDOW_MS
     max_body_bytes: int = MAX_BODY_BYTES
+    settle_every_s: float = SETTLE_EVERY_S
+    """How often the settlement task settles the closed fare days that are due."""
     clock: Callable[[], int] = field(default=wall_clock_ms, compare=False)
 
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
+LEDGER = web.AppKey("ledger", Ledger)
+METRICS = web.AppKey("metrics", Metrics)

@@ -2,7 +2,8 @@
 
 They extend farebox.server's error tree (see farebox.server.errors):
 
-    SyncError                   a device request refused; `code` and `status` say how
+    SyncError                   a device or operator request refused; `code` and `status`
+                                say how
     ├── EnrollmentError         an enrollment token unknown, used or expired (403)
     ├── DeviceError             an operator named a device that does not exist (404)
     ├── AuthenticationError     a device request not authenticated (401): its `code` is
@@ -10,7 +11,12 @@ They extend farebox.server's error tree (see farebox.server.errors):
     │                           or replay
     ├── MalformedRequestError   a body that does not decode (400: malformed or
     │                           unsupported_version)
-    └── NoPackageError          no package of that kind is published (404)
+    ├── NoPackageError          no package of that kind is published (404)
+    ├── OperatorAuthError       an operator request without the operator token (401), or
+    │                           any while no token is configured
+    ├── AccountNotFoundError    an operator asked for an account that does not exist (404)
+    └── TariffRefusedError      a tariff to publish that does not load or whose fare days
+                                differ from the ledger's (422)
 """
 
 from __future__ import annotations
@@ -51,3 +57,18 @@ class MalformedRequestError(SyncError):
 class NoPackageError(SyncError):
     code = "no_package"
     status = 404
+
+
+class OperatorAuthError(SyncError):
+    code = "operator_token"
+    status = 401
+
+
+class AccountNotFoundError(SyncError):
+    code = "unknown_account"
+    status = 404
+
+
+class TariffRefusedError(SyncError):
+    code = "invalid_tariff"
+    status = 422

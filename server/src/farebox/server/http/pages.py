@@ -1,0 +1,52 @@
+"""What the server serves besides its two APIs: the dashboard, the API description, metrics.
+
+None of them needs a token: the dashboard page holds no data (its script asks the
+operator API, with the token the operator types), the OpenAPI document is public, and
+Prometheus scrapes `/metrics` the way it scrapes every other target.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib.resources import files
+
+from aiohttp import web
+
+from farebox.server.http import openapi
+from farebox.server.http.metrics import CONTENT_TYPE
+from farebox.server.http.state import METRICS, SETTINGS, STORE
+from farebox.server.ledger import reads
+from farebox.server.ledger.store import Session
+from farebox.server.sync import reports
+
+
+@functools.cache
+def _dashboard() -> str:
+    return files("farebox.server.http").joinpath("dashboard.html").read_text(encoding="utf-8")
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    return web.Response(text=_dashboard(), content_type="text/html")
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.json_response(openapi.document())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    now = request.app[SETTINGS].clock()
+
+    async def work(session: Session) -> tuple[int, list[reports.SyncLag]]:
+        size = await reads.stoplist_size(session)
+        return size, reports.sync_lag(await reports.device_statuses(session), now)
+
+    size, lags = await request.app[STORE].run(work)
+    text = request.app[METRICS].render(size, lags)
+    # aiohttp refuses a charset inside content_type, so the header is set whole.
+    return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", dashboard)
+    app.router.add_get("/openapi.json", openapi_document)
+    app.router.add_get("/metrics", metrics)
