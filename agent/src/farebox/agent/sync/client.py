@@ -125,8 +125,8 @@ class DeviceClient:
             raise BatchTooLargeError(where)
         if status == 429 or status >= 500:
             raise ServerUnavailableError(where)
-        if status == 400 or (status >= 400 and status not in (404, 409)):
-            raise ServerRejectedError(where)
+        if status >= 400 and status not in (404, 409):
+            raise ServerRejectedError(where)  # 400 malformed or unsupported_version, above all
         return Answer(status, data, code)
 
     async def _measured(self, offset_ms: int) -> None:

@@ -1,8 +1,9 @@
 """The sync's state as `farebox-agent status` shows it, kept in `sync.json`.
 
 The running agent rewrites the file (atomically) only when the state or the last error
-changes, not on every successful request: a validator's SD card should not take a write
-every few seconds. The time of the last acknowledged batch is in the journal itself.
+changes, not on every request nor on every retry of the same failure: a validator's SD
+card should not take a write every few seconds. The time of the last acknowledged batch
+is in the journal itself.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ class Reporter:
         self._write()
 
     def error(self, message: str) -> None:
-        self._set(replace(self.report, last_error=message, last_error_ms=self.clock()))
+        """Note an error; the same one again keeps the time it was first seen (no write)."""
+        if message != self.report.last_error:
+            self._set(replace(self.report, last_error=message, last_error_ms=self.clock()))
 
     def halted(self, reason: str) -> None:
         self._set(replace(self.report, state=SyncState.UPLOADS_HALTED, halted=reason))
