@@ -294,9 +294,13 @@ def test_join_rule_with_named_transfer_stops() -> None:
         rate(tariff, Rider(), legs)
     rules = TARIFF_RULES + "joint,,zone2,,,,rail_1zone,0\n"
     tariff = metro(fare_leg_join_rules=joins, fare_leg_rules=rules)
-    # the rail leg alone cost 5.00; joined with the subway leg the effective leg costs 3.50,
-    # so the second leg gives 1.50 back and the journey totals 3.50
-    assert cents(legs, tariff=tariff) == [500, -150]
+    # the rail leg alone cost 5.00; joined with the subway leg the effective leg costs 3.50:
+    # the second leg's fare is -1.50, charged nothing, and 1.50 is credit for later that day
+    fare = rate(tariff, Rider(), legs)
+    assert [(leg.fare.minor, leg.amount.minor) for leg in fare.legs] == [(500, 500), (-150, 0)]
+    assert fare.legs[1].reasons[-1].kind is ReasonKind.CREDIT
+    later = ride("bus1", "s2", "15:00")
+    assert cents([*legs, later], tariff=tariff) == [500, 0, 300 - 150]
     # changing anywhere else is two legs
     apart = [
         ride("rail", "r-suburb", "10:00", "union-r", "10:30"),

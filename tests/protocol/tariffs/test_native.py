@@ -9,7 +9,7 @@ import pytest
 from farebox.protocol import cbor
 from farebox.protocol.errors import DecodeError, InvalidValueError
 from farebox.protocol.tariffs.canonical import to_document
-from farebox.protocol.tariffs.engine import quote, rate
+from farebox.protocol.tariffs.engine import ReasonKind, quote, rate
 from farebox.protocol.tariffs.errors import InvalidTariffError
 from farebox.protocol.tariffs.journey import Leg, Rider
 from farebox.protocol.tariffs.native import from_document, load_tariff
@@ -148,7 +148,7 @@ def test_weekly_cap() -> None:
     assert charged(document, legs) == [10000, 10000, 5000, 0, 10000]
 
 
-def test_type_2_transfer_cheaper_than_the_first_leg_is_a_credit() -> None:
+def test_type_2_transfer_cheaper_than_the_first_leg_is_credit_for_later() -> None:
     document = flat_document(
         products=[{"id": "ride", "amount": "100"}, {"id": "combo", "amount": "80"}],
         transfer_rules=[
@@ -156,18 +156,24 @@ def test_type_2_transfer_cheaper_than_the_first_leg_is_a_credit() -> None:
                 "from_leg_group": "bus",
                 "to_leg_group": "bus",
                 "transfer_count": 1,
+                "duration_limit": 1800,
+                "duration_limit_type": "departure_to_departure",
                 "fare_transfer_type": "ab",
                 "product": "combo",
             }
         ],
     )
-    fare = rate(
-        from_document(document),
-        Rider(),
-        [Leg("1", "a", almaty(2, "10:00")), Leg("2", "b", almaty(2, "10:10"))],
-    )
-    assert [leg.amount.minor for leg in fare.legs] == [10000, -2000]
-    assert fare.total.minor == 8000
+    legs = [Leg("1", "a", almaty(2, "10:00")), Leg("2", "b", almaty(2, "10:10"))]
+    fare = rate(from_document(document), Rider(), legs)
+    # the journey costs 80 but 100 was charged at the first tap: no leg is charged less
+    # than nothing, the 20 is credit taken off the next charge of the fare day
+    assert [(leg.fare.minor, leg.amount.minor) for leg in fare.legs] == [(10000, 10000), (-2000, 0)]
+    assert fare.legs[1].reasons[-1].kind is ReasonKind.CREDIT
+    later = [*legs, Leg("1", "c", almaty(2, "12:00")), Leg("1", "d", almaty(2, "14:00"))]
+    assert charged(document, later) == [10000, 0, 8000, 10000]
+    # a credit not used by the end of the fare day lapses
+    next_day = [*legs, Leg("1", "c", almaty(3, "12:00"))]
+    assert charged(document, next_day) == [10000, 0, 10000]
 
 
 def test_canonical_document_reads_back_to_itself() -> None:

@@ -6,10 +6,10 @@
 
 Modules: `model` and `tariff` (what a tariff is), `zones` (time zones from the tzdata
 package), `timeframes`, `amounts` (money as written, discount rounding), `legs` (fare leg
-rules and joins), `transfers`, `capping`, `engine` (quote and rate), `native`, `document`
-and `canonical` (the TOML format and its canonical document), `gtfs` and `gtfs_files`
-(GTFS-Fares v2 import), `wire` (the deterministic CBOR payload of a tariff package),
-`journey_json` (journeys and fares as JSON for the CLI and the operator API).
+rules and joins), `transfers`, `credits`, `capping`, `engine` (quote and rate), `native`,
+`document` and `canonical` (the TOML format and its canonical document), `gtfs` and
+`gtfs_files` (GTFS-Fares v2 import), `wire` (the deterministic CBOR payload of a tariff
+package), `journey_json` (journeys and fares as JSON for the CLI and the operator API).
 docs/tariffs.md describes the format and the rules.
 """
 

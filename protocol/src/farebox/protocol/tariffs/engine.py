@@ -10,16 +10,18 @@ same code: the agent keeps the state after the rider's earlier taps and quotes t
 tap in constant time; the server rates the day from the start. Everything is a frozen
 value, so the same inputs always give the same fare.
 
-Each leg is priced in three layers:
+Each leg is priced in layers, and no layer charges a leg less than nothing:
 
 1. pay as you go: the leg's fare leg rule, joined with the leg before it if a join rule
    says so, and the transfer rules of its sub-journey; the leg's `fare` is how much the
-   journey's pay-as-you-go total grows with it (a type 2 transfer cheaper than the first
-   leg can make it negative: a credit);
+   journey's pay-as-you-go total grows with it. A type 2 transfer product or a joined leg
+   cheaper than the first leg, or a negative transfer product, makes it negative: such a
+   leg is charged nothing and gives the rider credit (see `credits`);
 2. passes: a leg that would cost something is free under a valid period pass that covers
    its network, else it uses one ride of a multi-ride product (season pass first, then
    rides, the way validators order contracts);
-3. caps: the charge is cut to what the rider's daily and weekly caps have left.
+3. caps: the charge is cut to what the rider's daily and weekly caps have left;
+4. credit: what is left is paid out of the rider's credit of the fare day first.
 
 A tap-on without a tap-off on a network with a maximum fare is charged that fare. The
 agent holds it at tap-on, and at tap-off quotes the completed leg from the state it had
@@ -31,10 +33,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from farebox.protocol.errors import InvalidValueError
 from farebox.protocol.money import Money
-from farebox.protocol.tariffs.capping import CapSpend, apply_caps, fare_day
+from farebox.protocol.tariffs.capping import CapSpend, cap_room, fare_day, record_spend
+from farebox.protocol.tariffs.credits import Credit, Paid, give, take
 from farebox.protocol.tariffs.errors import NoFareError
 from farebox.protocol.tariffs.journey import Leg, Rider
 from farebox.protocol.tariffs.legs import FareLeg, joins, match, network_of
@@ -50,6 +54,7 @@ class ReasonKind(StrEnum):
     SEASON = "season"
     RIDE = "ride"
     CAP = "cap"
+    CREDIT = "credit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,10 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class LegFare:
-    """One leg priced: its product, its pay-as-you-go `fare`, the `amount` charged, why."""
+    """One leg priced: its product, its pay-as-you-go `fare`, the `amount` charged, why.
+
+    `fare` is negative for a leg that lowers its journey's cost; `amount` is never.
+    """
 
     index: int
     product_id: str | None
@@ -88,6 +96,8 @@ class RiderState:
     last: FareLeg | None = None
     spends: tuple[CapSpend | None, ...] = ()
     rides_used: tuple[tuple[str, int], ...] = ()
+    paid: Paid = field(default_factory=Paid)
+    credit: Credit | None = None
 
     @classmethod
     def start(cls, rider: Rider) -> RiderState:
@@ -173,26 +183,81 @@ def quote(tariff: Tariff, state: RiderState, leg: Leg) -> Quote:
             )
         )
     fare = fares.total - state.fares.total
-    charge, rides_used = _passes(tariff, state, leg, fare_leg.network_id, fare, reasons)
-    charge, spends, cap = apply_caps(
-        tariff,
-        state.spends,
-        charge,
-        category,
-        fare_leg.network_id,
-        fare_day(tariff, leg.departure),
-    )
-    if cap is not None:
-        reasons.append(Reason(ReasonKind.CAP, cap.id, f"{cap.period.value} cap reached"))
+    charged = _charge(tariff, state, leg, fare_leg, fare, transfer is not None, reasons)
     priced = LegFare(
         index,
         None if rule is None else rule.fare_product_id,
         tariff.amount(fare),
-        tariff.amount(charge),
+        tariff.amount(charged.amount),
         tuple(reasons),
     )
-    new_state = RiderState(rider, key, index + 1, fares, base, fare_leg, spends, rides_used)
+    new_state = RiderState(
+        rider,
+        key,
+        index + 1,
+        fares,
+        base,
+        fare_leg,
+        charged.spends,
+        charged.rides_used,
+        charged.paid,
+        charged.credit,
+    )
     return Quote(priced, new_state)
+
+
+class _Charged(NamedTuple):
+    """What charging one leg gives: the amount, and the parts of the rider state it moves."""
+
+    amount: int
+    spends: tuple[CapSpend | None, ...]
+    rides_used: tuple[tuple[str, int], ...]
+    paid: Paid
+    credit: Credit | None
+
+
+def _charge(
+    tariff: Tariff,
+    state: RiderState,
+    leg: Leg,
+    fare_leg: FareLeg,
+    fare: int,
+    continued: bool,
+    reasons: list[Reason],
+) -> _Charged:
+    """What the rider is charged for a leg whose pay-as-you-go fare is `fare` (see credits)."""
+    day = fare_day(tariff, leg.departure)
+    paid = state.paid.toward(joined=fare_leg.first != state.legs, continued=continued)
+    if fare < 0:
+        given = min(-fare, paid.open)
+        reasons.append(_credit_reason(tariff, given, -fare))
+        credit = give(state.credit, day.toordinal(), given) if given else state.credit
+        return _Charged(0, state.spends, state.rides_used, paid.plus(-given), credit)
+    network = fare_leg.network_id
+    category = state.rider.rider_category_id
+    due, rides_used = _passes(tariff, state, leg, network, fare, reasons)
+    room = cap_room(tariff, state.spends, category, network, day)
+    if room is not None and room.left < due:
+        due = room.left
+        reasons.append(Reason(ReasonKind.CAP, room.cap.id, f"{room.cap.period.value} cap reached"))
+    used, credit = (0, None) if state.credit is None else take(state.credit, day.toordinal(), due)
+    if used:
+        reasons.append(Reason(ReasonKind.CREDIT, "", f"{tariff.amount(used)} of credit used"))
+    spends = record_spend(tariff, state.spends, room, due - used)
+    return _Charged(due - used, spends, rides_used, paid.plus(due), credit)
+
+
+def _credit_reason(tariff: Tariff, given: int, owed: int) -> Reason:
+    if given == owed:
+        detail = f"{tariff.amount(given)} credit, taken off later fares this fare day"
+    elif given:
+        detail = (
+            f"{tariff.amount(given)} credit (the journey fell by {tariff.amount(owed)}, but the"
+            " sub-journey was charged only that), taken off later fares this fare day"
+        )
+    else:
+        detail = "no credit: nothing was charged for this sub-journey"
+    return Reason(ReasonKind.CREDIT, "", detail)
 
 
 def _fare_leg(tariff: Tariff, state: RiderState, leg: Leg, index: int) -> tuple[Fares, FareLeg]:
@@ -227,12 +292,12 @@ def _passes(
     fare: int,
     reasons: list[Reason],
 ) -> tuple[int, tuple[tuple[str, int], ...]]:
-    """The charge after the rider's passes, and the rides used on multi-ride products.
+    """What a leg of `fare` (never negative here) costs after passes, and the rides used.
 
     A holding of a multi-ride pass carries the rides it had left when the state started
     (None: the pass's full count); the state counts the rides used since.
     """
-    if fare <= 0 or not state.rider.holdings:
+    if fare == 0 or not state.rider.holdings:  # a free leg (a free transfer) uses no ride
         return fare, state.rides_used
     valid = [
         (h, tariff.pass_index[h.pass_id])
