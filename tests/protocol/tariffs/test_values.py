@@ -74,7 +74,9 @@ def test_times_of_day(text: str, seconds: int) -> None:
     assert parse_time(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["7", "07:60", "07:00:61", "seven"])
+@pytest.mark.parametrize(
+    "text", ["7", "07:60", "07:00:61", "seven", "\u0660\u0667:\u0660\u0660", " 07:00", "07:00\n"]
+)
 def test_bad_times_are_refused(text: str) -> None:
     with pytest.raises(InvalidValueError):
         parse_time(text)

@@ -18,12 +18,13 @@ from farebox.protocol.errors import InvalidValueError
 
 DAY = 86_400
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+# ASCII digits only, as in amounts: `\d` would also take Arabic-Indic or full-width digits
+_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?")
 
 
 def parse_time(text: str) -> int:
     """Read "H:MM", "HH:MM" or "HH:MM:SS" as seconds after midnight (may pass 24:00)."""
-    match = _TIME.fullmatch(text.strip())
+    match = _TIME.fullmatch(text)
     if match is None:
         raise InvalidValueError(f"time {text!r} is not HH:MM or HH:MM:SS")
     hours, minutes, seconds = (int(part or 0) for part in match.groups())
