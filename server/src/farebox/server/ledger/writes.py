@@ -26,7 +26,6 @@ from farebox.server.ledger.transfers import Receipt, Transfer, TransferKind, ori
 _EXISTING = "SELECT key, id, posted_ms, fingerprint FROM transfers WHERE key = $1"
 
 
-# Served by the partial index accounts_limit_mismatch, which holds only such accounts.
 def transfer_row(item: Transfer, now_ms: int) -> tuple[object, ...]:
     return (
         item.key,
