@@ -67,13 +67,15 @@ def operator(server: Server, http: aiohttp.ClientSession) -> Operator:
     return Operator(server.url, server.store, server.clock, http)
 
 
-def records(device: Device, bodies: Sequence[Tap], time_ms: int) -> list[EncodedRecord]:
-    """Records continuing `device`'s cursor, one per tap, a minute apart from `time_ms`."""
+def records(
+    device: Device, bodies: Sequence[Tap], time_ms: int, step_ms: int = 60_000
+) -> list[EncodedRecord]:
+    """Records continuing `device`'s cursor, one per tap, `step_ms` apart from `time_ms`."""
     cursor, entries = device.cursor, []
     for offset, body in enumerate(bodies):
         record = Record(
             device=device.id, seq=cursor.seq + 1, prev=cursor.head,
-            time_ms=time_ms + offset * 60_000, clock=ClockState.SYNCED, location=ROUTE_12,
+            time_ms=time_ms + offset * step_ms, clock=ClockState.SYNCED, location=ROUTE_12,
             body=body,
         )  # fmt: skip
         entry = EncodedRecord.of(record)
