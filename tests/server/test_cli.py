@@ -153,3 +153,11 @@ def test_every_command_and_variable_is_documented() -> None:
     assert environment.FAREBOX_DB in variables
     for variable in variables:
         assert f"`{variable}`" in text, variable
+
+
+def test_the_commands_run_on_either_store(store_url: str) -> None:
+    topup = ("account", "topup", "nfc:0a", "500", "--channel", "kiosk", "--ref", "k1")
+    assert run("init", "--db", store_url)[0] == 0
+    assert run(*topup, "--db", store_url)[0] == 0
+    assert "balance    500.00 KZT" in run("account", "show", "nfc:0a", "--db", store_url)[1]
+    assert run("ledger", "verify", "--db", store_url)[0] == 0
