@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from farebox.protocol.auth import HEADER_DEVICE, HEADER_SERVER_TIME
+from farebox.protocol.packages import PackageKind
 
 Document = dict[str, Any]
 CBOR = "application/cbor"
@@ -41,11 +42,15 @@ def _json(description: str, schema: Document | None = None) -> Document:
     return {"description": description, "content": {JSON: {"schema": schema or {"type": "object"}}}}
 
 
-def _device(summary: str, responses: Document, body: str | None = None) -> Document:
+def _device(
+    summary: str, responses: Document, body: str | None = None, *, signed: bool = True,
+    parameters: tuple[Document, ...] = (),
+) -> Document:  # fmt: skip
     operation: Document = {
         "tags": ["device"],
         "summary": summary,
-        "security": [] if body == "enroll request" else [{"deviceSignature": []}],
+        "security": [{"deviceSignature": []}] if signed else [],
+        "parameters": list(parameters),
         "responses": {
             **responses,
             "400": _problem("`malformed` or `unsupported_version`: the body does not decode"),
@@ -54,13 +59,7 @@ def _device(summary: str, responses: Document, body: str | None = None) -> Docum
     }
     if body is not None:
         operation["requestBody"] = {"required": True, "content": _cbor(body)}
-    else:
-        operation["parameters"] = [
-            {"name": "kind", "in": "path", "required": True,
-             "schema": {"enum": ["tariff", "stoplist", "keyset", "config"]}},
-            {"name": "have", "in": "query", "schema": {"type": "integer", "minimum": 0}},
-        ]  # fmt: skip
-    if operation["security"]:
+    if signed:
         operation["responses"]["401"] = _problem(
             "`unsigned`, `bad_signature`, `unknown_device`, `revoked`, `stale` or `replay`"
         )
@@ -121,6 +120,12 @@ _TOP_UP_BODY = {
     }
 }
 
+_PACKAGE_PARAMETERS: tuple[Document, ...] = (
+    {"name": "kind", "in": "path", "required": True,
+     "schema": {"enum": [kind.value for kind in PackageKind]}},
+    {"name": "have", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+)  # fmt: skip
+
 DEVICE_PATHS: Document = {
     "/v1/enroll": {
         "post": _device(
@@ -130,6 +135,7 @@ DEVICE_PATHS: Document = {
                 "403": _problem("`enrollment_token`: unknown, used or expired"),
             },
             "enroll request",
+            signed=False,
         )
     },
     "/v1/batches": {
@@ -159,6 +165,7 @@ DEVICE_PATHS: Document = {
                 "304": {"description": "`have` is the latest (or `If-None-Match` matches)"},
                 "404": _problem("`no_package`: none of that kind is published"),
             },
+            parameters=_PACKAGE_PARAMETERS,
         )
     },
     "/v1/heartbeat": {

@@ -182,9 +182,8 @@ async def unblock_card(request: web.Request) -> web.Response:
 
 
 async def _card(request: web.Request, token: str, version: int) -> web.Response:
-    blocks = await request.app[LEDGER].blocks(token)
-    listed = [{"reason": reason, "note": note} for reason, note in blocks]
-    return web.json_response({"token": token, "stoplist_version": version, "blocks": listed})
+    blocks = views.block_list(await request.app[LEDGER].blocks(token))
+    return web.json_response({"token": token, "stoplist_version": version, "blocks": blocks})
 
 
 async def list_tariffs(request: web.Request) -> web.Response:

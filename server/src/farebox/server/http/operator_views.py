@@ -64,8 +64,12 @@ def account(state: AccountState, blocks: Sequence[tuple[str, str | None]]) -> Do
         "held": state.pending_debits,
         "credit_limit": state.account.credit_limit,
         "category": state.account.category,
-        "blocks": [{"reason": reason, "note": note} for reason, note in blocks],
+        "blocks": block_list(blocks),
     }
+
+
+def block_list(blocks: Sequence[tuple[str, str | None]]) -> list[Document]:
+    return [{"reason": reason, "note": note} for reason, note in blocks]
 
 
 def statement_line(account_id: str, entry: Entry) -> Document:
