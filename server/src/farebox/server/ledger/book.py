@@ -32,6 +32,7 @@ from farebox.server.ledger.posting import (
     FareTap,
     TopUp,
     adjustment_transfer,
+    fare_accounts,
     fare_transfer,
     hold_transfer,
     refund_transfer,
@@ -100,14 +101,7 @@ class Ledger:
 
     def _fare_accounts(self, taps: Sequence[FareTap]) -> list[Account]:
         """The accounts a batch of taps names that this ledger has not seen exist yet."""
-        accounts: dict[str, Account] = {}
-        known = self._known
-        for tap in taps:
-            if tap.payer_id not in known and tap.payer_id not in accounts:
-                accounts[tap.payer_id] = tap.payer(self._rider)
-            if tap.payee_id not in known and tap.payee_id not in accounts:
-                accounts[tap.payee_id] = tap.payee()
-        return list(accounts.values())
+        return fare_accounts(taps, self._rider, self._known)
 
     async def post(
         self, transfers: Sequence[Transfer], accounts: Sequence[Account] = ()

@@ -7,7 +7,7 @@ stores only ever write what a rule produced.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from farebox.protocol.money import Money
@@ -77,6 +77,24 @@ class FareTap:
 
     def payee(self) -> Account:
         return revenue_account(self.carrier, self.route, self.fare.currency)
+
+
+def fare_accounts(
+    taps: Sequence[FareTap],
+    rider: Callable[[str, str, str | None], Account],
+    skip: Collection[str] = frozenset(),
+) -> list[Account]:
+    """The accounts a batch of taps names (riders made by `rider`), each once, bar `skip`.
+
+    Built once per account, not per tap: a batch has many taps of few accounts.
+    """
+    accounts: dict[str, Account] = {}
+    for tap in taps:
+        if tap.payer_id not in skip and tap.payer_id not in accounts:
+            accounts[tap.payer_id] = tap.payer(rider)
+        if tap.payee_id not in skip and tap.payee_id not in accounts:
+            accounts[tap.payee_id] = tap.payee()
+    return list(accounts.values())
 
 
 def tap_key(device: str, seq: int) -> str:
