@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
+from farebox.agent.config import StateConfig
 from farebox.agent.errors import EnrollmentError, ServerUnavailableError
 from farebox.agent.runtime import wall_ms
 from farebox.agent.store.state import Store
@@ -82,7 +83,8 @@ def enroll(
     sent = clock()
     enrollment = asyncio.run(_ask(server, body, timeout_s))
     offset = estimate_offset(sent, clock(), enrollment.server_time_ms)
-    store = Store.open(directory / "agent.db", enrollment.device, lock_timeout_ms=lock_timeout_ms)
+    database = StateConfig(directory).database
+    store = Store.open(database, enrollment.device, lock_timeout_ms=lock_timeout_ms)
     try:
         _apply_config(store, enrollment, clock())
         store.set_clock_offset_ms(offset)
