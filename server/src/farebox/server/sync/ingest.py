@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from farebox.protocol.messages import Ack, Batch, Refusal
 from farebox.protocol.records import EncodedRecord, MediaKind, Tap
 from farebox.protocol.session import Accepted, Duplicate, answer, judge
-from farebox.server.ledger import writes
+from farebox.server.ledger import posting, writes
 from farebox.server.ledger.accounts import Account, rider_account
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
@@ -87,14 +87,12 @@ def fare_taps(entries: Sequence[EncodedRecord], carriers: Carriers) -> list[Fare
 
 
 def fare_accounts(taps: Sequence[FareTap], credit_limit: int) -> list[Account]:
+    """The accounts `taps` name, new riders getting `credit_limit`."""
+
     def rider(token: str, currency: str, category: str | None) -> Account:
         return rider_account(token, currency, credit_limit=credit_limit, category=category)
 
-    accounts: dict[str, Account] = {}
-    for tap in taps:
-        for account in (tap.payer(rider), tap.payee()):
-            accounts.setdefault(account.id, account)
-    return list(accounts.values())
+    return posting.fare_accounts(taps, rider)
 
 
 async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> int:

@@ -1,0 +1,175 @@
+"""A real validator agent and a real sync server, each its own process, on 127.0.0.1.
+
+The server runs `farebox-server run` over SQLite or PostgreSQL with the city tariff
+published; the agent enrolls with a one-time token, takes taps typed on its standard
+input (the scripted reader), journals them, and syncs in the background. The ledger must
+end up with every accepted tap posted exactly once, and stoplist changes made on the
+server must reach the validator within one package poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from farebox.server.cli import main as server_cli
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CITY = ROOT / "packaging" / "tariffs" / "city-kzt.toml"
+DEADLINE_S = 60
+
+
+def server(*argv: str) -> str:
+    out = io.StringIO()
+    assert server_cli(list(argv), out) == 0, argv
+    return out.getvalue()
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = DEADLINE_S) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def running(
+    argv: list[str], env: dict[str, str], stdin: int | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    with subprocess.Popen(
+        argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(30)
+
+
+AGENT_CONFIG = """
+[device]
+type = "bus"
+[location]
+route = "12"
+vehicle = "bus-017"
+stop = "abay-ave"
+[state]
+directory = "{state}"
+[fares]
+nfc_media = "card"
+[feedback]
+kind = "console"
+[sync]
+flush_interval_s = 0.2
+batch_size = 3
+package_poll_s = 0.5
+heartbeat_s = 1
+retry_initial_s = 0.1
+retry_max_s = 1
+[[readers]]
+kind = "scripted"
+id = "typed"
+target = "-"
+"""
+
+
+def status(config: Path, env: dict[str, str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "farebox.agent.cli", "status", "--json", "--config", str(config)],
+        capture_output=True, text=True, env=env, timeout=30, check=True,
+    )  # fmt: skip
+    report: dict[str, object] = json.loads(done.stdout)
+    return report
+
+
+def version(report: dict[str, object], kind: str) -> int:
+    versions = report.get("versions") or {}
+    assert isinstance(versions, dict)
+    entry = versions.get(kind)
+    return int(entry["version"]) if isinstance(entry, dict) else 0
+
+
+def tap(agent: subprocess.Popen[str], token: str) -> str:
+    stdin: IO[str] | None = agent.stdin
+    stdout: IO[str] | None = agent.stdout
+    assert stdin is not None
+    assert stdout is not None
+    stdin.write(f"nfc {token}\n")
+    stdin.flush()
+    return stdout.readline()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_taps_reach_the_ledger_once_and_the_stoplist_reaches_the_validator(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = (
+        f"sqlite:///{tmp_path / 'server.db'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_dsn"))
+    )
+    env = {**os.environ, "FAREBOX_DB": db}
+    server("init", "--db", db)
+    server("tariff", "publish", "--db", db, "--tariff", str(CITY))
+    token = server("enroll-token", "--db", db, "--name", "bus-017", "--kind", "bus").strip()
+    config = tmp_path / "agent.toml"
+    config.write_text(AGENT_CONFIG.format(state=tmp_path / "agent"))
+
+    with running(
+        [sys.executable, "-m", "farebox.server.cli", "run", "--listen", "127.0.0.1:0"], env
+    ) as srv:
+        assert srv.stdout is not None
+        url = srv.stdout.readline().split(" listening on ")[1].split()[0]
+        enrolled = subprocess.run(
+            [sys.executable, "-m", "farebox.agent.cli", "enroll", "--server", url,
+             "--token", token, "--config", str(config)],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+        assert enrolled.returncode == 0, enrolled.stderr
+        assert "bus-017" in enrolled.stdout
+
+        agent_argv = [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)]
+        with running(agent_argv, env, stdin=subprocess.PIPE) as agent:
+            wait_for("the tariff package", lambda: version(status(config, env), "tariff") >= 1)
+            riders = [f"04a1b2c3d4{n:04x}" for n in range(7)]
+            answers = [tap(agent, rider) for rider in riders]
+            assert all(line.startswith("ACCEPT") for line in answers), answers
+
+            def synced() -> bool:
+                devices = json.loads(server("device", "list", "--db", db))
+                journal = status(config, env).get("journal")
+                assert isinstance(journal, dict)
+                return bool(devices) and devices[0]["cursor"] == journal["head_seq"]
+
+            wait_for("the journal to reach the server", synced)
+
+            # A lost card blocked on the server is refused by the validator one poll later.
+            before = version(status(config, env), "stoplist")
+            lost = "04ffee0011aa22"
+            server("card", "block", "--db", db, f"nfc:{lost}", "--reason", "lost")
+            wait_for(
+                "the stoplist delta", lambda: version(status(config, env), "stoplist") > before
+            )
+            assert tap(agent, lost).startswith("DENY reason=stoplisted")
+
+        # Every accepted tap is posted once, whatever was resent on the way.
+        for rider in riders:
+            shown = server("account", "show", "--db", db, f"nfc:{rider}")
+            assert shown.count("tap:bus-017:") == 1, shown
