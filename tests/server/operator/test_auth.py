@@ -25,6 +25,7 @@ async def _refusal(http: aiohttp.ClientSession, method: str, url: str, **headers
     async with http.request(method, url, headers=headers) as response:
         assert response.status == 401
         assert response.content_type == "application/problem+json"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer ")
         code: str = json.loads(await response.read())["code"]
         return code
 

@@ -76,6 +76,8 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         log.info("request %s %s %s refused: %s %s", request_id, request.method, request.path,
                  code, error)  # fmt: skip
         response = problem(status, code, str(error))
+        if isinstance(error, SyncError) and error.challenge:
+            response.headers["WWW-Authenticate"] = error.challenge
     except Exception:
         log.exception("request %s %s %s failed", request_id, request.method, request.path)
         response = problem(500, "internal", f"internal error; see the server log for {request_id}")

@@ -27,6 +27,8 @@ from farebox.server.errors import ServerError
 class SyncError(ServerError):
     code = "sync_error"
     status = 400
+    challenge: str | None = None
+    """The `WWW-Authenticate` value a 401 of this kind answers with (RFC 9110 11.6.1)."""
 
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -62,6 +64,7 @@ class NoPackageError(SyncError):
 class OperatorAuthError(SyncError):
     code = "operator_token"
     status = 401
+    challenge = 'Bearer realm="farebox operator API"'
 
 
 class AccountNotFoundError(SyncError):
