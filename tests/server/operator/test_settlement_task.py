@@ -11,8 +11,12 @@ import pytest
 from farebox.protocol.packages import PackageKind
 from farebox.protocol.tariffs import load_tariff
 from farebox.protocol.tariffs.wire import encode_tariff
+from farebox.server.errors import ConfigurationError
+from farebox.server.http.state import Settings
 from farebox.server.ledger.store import Session
 from farebox.server.sync import publishing
+from farebox.server.sync.ingest import Books
+from tests.server.conftest import ALMATY
 from tests.server.helpers import at
 from tests.server.operator.conftest import SETTLE_EVERY_S, Operator, records, sync
 from tests.server.sync.conftest import Device
@@ -94,3 +98,9 @@ async def test_a_failing_round_is_logged_and_the_next_one_settles(
     assert "differ from the ledger's" in caplog.text
     await operator.call("POST", "/api/v1/tariffs", data=TARIFF.read_text("utf-8"), expect=201)
     await settled_revision(operator, 1)
+
+
+@pytest.mark.parametrize("period", [0.0, -1.0, float("nan")])
+def test_a_settlement_period_that_is_not_positive_is_refused(period: float) -> None:
+    with pytest.raises(ConfigurationError):
+        Settings(db="sqlite:///unused.db", books=Books(ALMATY), settle_every_s=period)

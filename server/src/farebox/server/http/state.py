@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from farebox.protocol.auth import DEFAULT_WINDOW_MS
+from farebox.server.errors import ConfigurationError
 from farebox.server.http.metrics import Metrics
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.store import Store
@@ -34,6 +35,10 @@ class Settings:
     settle_every_s: float = SETTLE_EVERY_S
     """How often the settlement task settles the closed fare days that are due."""
     clock: Callable[[], int] = field(default=wall_clock_ms, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.settle_every_s > 0:  # also refuses NaN
+            raise ConfigurationError("the settlement period must be a positive number of seconds")
 
 
 SETTINGS = web.AppKey("settings", Settings)
