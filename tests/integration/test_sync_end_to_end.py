@@ -72,6 +72,8 @@ stop = "abay-ave"
 directory = "{state}"
 [fares]
 nfc_media = "card"
+[policy]
+retap_window_s = 1
 [feedback]
 kind = "console"
 [sync]
@@ -160,6 +162,9 @@ def test_taps_reach_the_ledger_once_and_the_stoplist_reaches_the_validator(
 
             wait_for("the journal to reach the server", synced)
 
+            def stoplisted(rider: str) -> bool:
+                return "stoplisted balance" in server("account", "show", "--db", db, f"nfc:{rider}")
+
             # A lost card blocked on the server is refused by the validator one poll later.
             before = version(status(config, env), "stoplist")
             lost = "04ffee0011aa22"
@@ -169,7 +174,20 @@ def test_taps_reach_the_ledger_once_and_the_stoplist_reaches_the_validator(
             )
             assert tap(agent, lost).startswith("DENY reason=stoplisted")
 
+            # Riders with no money rode into debt (first-ride risk): the ledger stop-listed
+            # them, in the same stoplist versions the validator holds by now. A top-up lifts it.
+            owing = riders[0]
+            assert stoplisted(owing)
+            assert tap(agent, owing).startswith("DENY reason=stoplisted")
+            seen = version(status(config, env), "stoplist")
+            server("account", "topup", "--db", db, f"nfc:{owing}", "500", "--channel", "kiosk",
+                   "--ref", "K-1")  # fmt: skip
+            wait_for(
+                "the top-up's stoplist", lambda: version(status(config, env), "stoplist") > seen
+            )
+            assert tap(agent, owing).startswith("ACCEPT")
+
         # Every accepted tap is posted once, whatever was resent on the way.
-        for rider in riders:
+        for rider in riders[1:]:
             shown = server("account", "show", "--db", db, f"nfc:{rider}")
             assert shown.count("tap:bus-017:") == 1, shown
