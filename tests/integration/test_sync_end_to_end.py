@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -191,3 +192,53 @@ def test_taps_reach_the_ledger_once_and_the_stoplist_reaches_the_validator(
         for rider in riders[1:]:
             shown = server("account", "show", "--db", db, f"nfc:{rider}")
             assert shown.count("tap:bus-017:") == 1, shown
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_server_killed_mid_upload_and_restarted_loses_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    env = {**os.environ, "FAREBOX_DB": db}
+    server("init", "--db", db)
+    server("tariff", "publish", "--db", db, "--tariff", str(CITY))
+    token = server("enroll-token", "--db", db, "--name", "bus-017", "--kind", "bus").strip()
+    config = tmp_path / "agent.toml"
+    config.write_text(AGENT_CONFIG.format(state=tmp_path / "agent"))
+    listen = f"127.0.0.1:{free_port()}"
+    serve = [sys.executable, "-m", "farebox.server.cli", "run", "--listen", listen]
+    riders = [f"04c0ffee{n:06x}" for n in range(40)]
+    with running(serve, env) as first:
+        assert first.stdout is not None
+        url = first.stdout.readline().split(" listening on ")[1].split()[0]
+        enroll = [sys.executable, "-m", "farebox.agent.cli", "enroll", "--server", url,
+                  "--token", token, "--config", str(config)]  # fmt: skip
+        assert subprocess.run(enroll, env=env, capture_output=True, timeout=60).returncode == 0
+        agent_argv = [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)]
+        with running(agent_argv, env, stdin=subprocess.PIPE) as agent:
+            wait_for("the tariff package", lambda: version(status(config, env), "tariff") >= 1)
+            accepted = [tap(agent, rider) for rider in riders[:20]]
+            first.kill()  # mid-stream: batches in flight are cut off
+            first.wait(30)
+            accepted += [tap(agent, rider) for rider in riders[20:]]  # offline: still decided
+            with running(serve, env) as second:
+                assert second.stdout is not None
+                second.stdout.readline()
+
+                def synced() -> bool:
+                    devices = json.loads(server("device", "list", "--db", db))
+                    journal = status(config, env).get("journal")
+                    assert isinstance(journal, dict)
+                    return bool(devices) and devices[0]["cursor"] == journal["head_seq"]
+
+                wait_for("the journal to reach the restarted server", synced)
+    assert all(line.startswith("ACCEPT") for line in accepted), accepted
+    for rider in riders:
+        shown = server("account", "show", "--db", db, f"nfc:{rider}")
+        assert shown.count("tap:bus-017:") == 1, shown
