@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
 import aiohttp
+import yarl
 
 from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
 from farebox.protocol.enrollment import EnrollRequest, encode_enroll_request
@@ -153,3 +155,28 @@ async def test_config_package_comes_with_enrollment_and_then_not_modified(
     assert status == 304
     status, body, _ = await device.request("GET", "/v1/packages/tariff?have=0")
     assert (status, json.loads(body)["code"]) == (404, "no_package")
+
+
+async def test_a_truncated_body_stores_nothing_and_the_resend_is_taken(
+    server: Server, device: Device
+) -> None:
+    body = batch(device, chain(device=device.id, count=5))
+    headers = device.headers("POST", "/v1/batches", body)
+    url = yarl.URL(server.url)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    writer.write(
+        f"POST /v1/batches HTTP/1.1\r\nHost: {url.host}\r\nContent-Length: {len(body)}\r\n"
+        f"{head}\r\n".encode()
+        + body[: len(body) // 2]
+    )
+    await writer.drain()
+    writer.close()  # the connection drops half-way, as on a bus leaving the depot
+    await writer.wait_closed()
+    del reader
+    await asyncio.sleep(0.2)
+    assert await count(server, "SELECT count(*) FROM records") == 0
+    status, answer, _ = await device.request("POST", "/v1/batches", body)
+    assert status == 200
+    assert isinstance(decode_message(answer), Ack)
+    assert await count(server, "SELECT count(*) FROM records") == 5
