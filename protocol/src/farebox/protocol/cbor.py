@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 import cbor2
@@ -88,6 +88,30 @@ def _ordered(value: object) -> object:
     raise _ForeignItemError(f"CBOR item of type {kind.__name__} not allowed")
 
 
+def _in_order(value: object) -> bool:
+    """True if `value` is made of farebox's types, as plain dicts and lists, with every map
+    already in deterministic key order: then `cbor2.dumps(value)` is the encoding of
+    `_ordered(value)`, byte for byte. Anything else, even what `_ordered` would accept,
+    is False (or `_ForeignItemError` from a bad key); the caller then takes the full check.
+    """
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is int:
+        return _INT_MIN <= value <= _INT_MAX  # type: ignore[operator]
+    if kind is dict:
+        mapping: dict[object, object] = value  # type: ignore[assignment]
+        keys = tuple(mapping)
+        if _key_order(keys, tuple(map(type, keys))) != keys:
+            return False
+        items: Iterable[object] = mapping.values()
+    elif kind is list:
+        items = value  # type: ignore[assignment]
+    else:
+        return False
+    return all(type(item) in _PLAIN or _in_order(item) for item in items)
+
+
 def deterministic(value: object) -> object:
     """`value` with every map in deterministic key order, ready for `cbor2.dumps`.
 
@@ -129,6 +153,18 @@ def parse(data: bytes, what: str = "message") -> object:
 
 def decode(data: bytes, what: str = "message") -> object:
     """Decode exactly one deterministic CBOR item of farebox's types, or raise DecodeError."""
+    # Fast path for what peers send nearly always: deterministic bytes of farebox's types.
+    # It only accepts, and only when the re-encoding of the decoded value, maps left as
+    # they came, is exactly `data`: then `data` is one item with nothing after it, and the
+    # full check below would accept the same value. Everything else, every refusal and its
+    # message included, is left to that one check.
+    if type(data) is bytes:
+        try:
+            value = cbor2.loads(data)
+            if _in_order(value) and cbor2.dumps(value) == data:
+                return value
+        except Exception:  # noqa: BLE001, S110 - the full check below says what is wrong
+            pass
     value = parse(data, what)
     _require_deterministic(value, bytes(data), what)
     return value

@@ -286,6 +286,14 @@ def record_to_wire(record: Record) -> dict[str, cbor.Value]:
     return wire
 
 
+_HEADER_KEYS = frozenset({"v", "dev", "seq", "prev", "t", "clk", "loc"})
+_RECORD_KEYS = {body: _HEADER_KEYS | {body} for body in ("tap", "evt")}
+_LOCATION_KEYS = frozenset({"route", "veh", "stop"})
+_TAP_KEYS = frozenset(
+    {"media", "token", "type", "out", "why", "fare", "prod", "cat", "tv", "sv", "flags"}
+)
+
+
 def decode_record(raw: bytes) -> Record:
     """Parse canonical record bytes; anything else raises DecodeError."""
     fields = Fields.of(cbor.decode(raw, "record"), "record")
@@ -293,9 +301,9 @@ def decode_record(raw: bytes) -> Record:
     if version != RECORD_VERSION:
         raise DecodeError(f"record: unknown version {version}")
     body_key = "tap" if "tap" in fields else "evt"
-    fields.expect_keys({"v", "dev", "seq", "prev", "t", "clk", "loc", body_key})
+    fields.expect_keys(_RECORD_KEYS[body_key])
     try:
-        loc = fields.nested("loc", {"route", "veh", "stop"})
+        loc = fields.nested("loc", _LOCATION_KEYS)
         location = Location(
             loc.optional_text("route"), loc.optional_text("veh"), loc.optional_text("stop")
         )
@@ -314,10 +322,7 @@ def decode_record(raw: bytes) -> Record:
 
 
 def _decode_tap(fields: Fields) -> Tap:
-    tap = fields.nested(
-        "tap",
-        {"media", "token", "type", "out", "why", "fare", "prod", "cat", "tv", "sv", "flags"},
-    )
+    tap = fields.nested("tap", _TAP_KEYS)
     fare_wire = tap.optional_list("fare")
     fare = None
     if fare_wire is not None:

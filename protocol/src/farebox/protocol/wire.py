@@ -48,6 +48,10 @@ class Fields:
         if unknown:
             raise DecodeError(f"{self.path}: unknown field(s) {', '.join(unknown)}")
 
+    # The getters below return at once for a value of exactly the expected type (what
+    # cbor2 hands back); any other value, good or bad, goes through `_get` and the same
+    # checks as before, so a fast return never accepts what `_get` would refuse.
+
     def _get(self, key: str, kind: type[T], label: str) -> T:
         value = self.values.get(key)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -56,15 +60,24 @@ class Fields:
         return value
 
     def integer(self, key: str) -> int:
+        value = self.values.get(key)
+        if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+            return value
         value = self._get(key, int, "an integer")
         if not INT64_MIN <= value <= INT64_MAX:
             raise DecodeError(f"{self.path}.{key}: {value} does not fit in 64 signed bits")
         return value
 
     def text(self, key: str) -> str:
+        value = self.values.get(key)
+        if type(value) is str:
+            return value
         return self._get(key, str, "a text string")
 
     def blob(self, key: str) -> bytes:
+        value = self.values.get(key)
+        if type(value) is bytes:
+            return value
         return self._get(key, bytes, "a byte string")
 
     def boolean(self, key: str) -> bool:
@@ -95,6 +108,9 @@ class Fields:
         return inner
 
     def enum(self, key: str, kind: type[E]) -> E:
+        value = self.values.get(key)
+        if type(value) is str and (found := kind._value2member_map_.get(value)) is not None:
+            return found  # type: ignore[return-value]
         value = self.text(key)
         # The value map is the enum's own lookup table, without the call's slow path.
         member = kind._value2member_map_.get(value)
