@@ -68,32 +68,35 @@ def verify_segment(cursor: Cursor, device: str, entries: Sequence[EncodedRecord]
     than the chain's, and ChainError for a repeated or reordered seq or another device's
     record. Each error carries the seq and previous hash the chain expected next.
     """
+    # The position is carried as plain values and made a Cursor once, at the end: a
+    # Cursor per record re-checked what decoding had already checked, 500 times a batch.
+    seq, head = cursor.seq, cursor.head
     for entry in entries:
         record = entry.record
-        expected = cursor.seq + 1
+        expected = seq + 1
         if record.device != device:
             raise ChainError(
                 f"record {record.seq} belongs to device {record.device!r}, not {device!r}",
                 expected_seq=expected,
-                expected_prev=cursor.head,
+                expected_prev=head,
             )
         if record.seq > expected:
             raise GapError(
                 f"expected seq {expected}, got {record.seq}",
                 expected_seq=expected,
-                expected_prev=cursor.head,
+                expected_prev=head,
             )
         if record.seq < expected:
             raise ChainError(
                 f"seq {record.seq} repeated or out of order (expected {expected})",
                 expected_seq=expected,
-                expected_prev=cursor.head,
+                expected_prev=head,
             )
-        if record.prev != cursor.head:
+        if record.prev != head:
             raise ForkError(
                 f"record {record.seq} does not continue the chain",
                 expected_seq=expected,
-                expected_prev=cursor.head,
+                expected_prev=head,
             )
-        cursor = cursor.after(entry)
-    return cursor
+        seq, head = record.seq, entry.digest
+    return Cursor(seq, head) if entries else cursor
