@@ -52,7 +52,7 @@ from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import fare_transfer
 from farebox.server.ledger.store import Session, Store, open_store
 from farebox.server.sync import devices
-from farebox.server.sync.ingest import INSERT_RECORD, Carriers, fare_accounts, fare_taps
+from farebox.server.sync.ingest import Carriers, fare_accounts, fare_taps, store_records
 from tests.support.postgres import server_bin_dir, throwaway_cluster
 
 BATCH = 500
@@ -187,10 +187,7 @@ async def _token(store: Store, sim: SimDevice) -> str:
 
 
 async def _write(session: Session, device: str, part: Sequence[EncodedRecord]) -> None:
-    await session.executemany(
-        INSERT_RECORD,
-        [(device, e.record.seq, e.digest, e.raw, e.record.time_ms, START_MS) for e in part],
-    )
+    await store_records(session, device, part, START_MS)
     taps = fare_taps(part, Carriers())
     transfers = [fare_transfer(tap, POLICY) for tap in taps]
     await writes.post_transfers(session, transfers, fare_accounts(taps, CREDIT), START_MS)

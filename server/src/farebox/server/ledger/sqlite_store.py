@@ -78,6 +78,12 @@ class _SqliteSession:
         if rows:
             await self._store.call(lambda c: c.executemany(_numbered(sql), rows))
 
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        names, slots = ", ".join(columns), ", ".join("?" for _ in columns)
+        await self.executemany(f"INSERT INTO {table} ({names}) VALUES ({slots})", rows)  # noqa: S608 (names fixed in code)
+
     async def open_accounts(self, rows: Sequence[Sequence[object]]) -> None:
         await self.executemany(_OPEN_ACCOUNT, rows)
 

@@ -4,7 +4,7 @@ The ledger's reads and writes are written once, against `Session`; each store su
 session inside one database transaction. SQL is written in PostgreSQL's `$1` placeholder
 style and shared by both stores wherever the statement is truly the same; the SQLite store
 rewrites placeholders to its own numbered `?1` form. What differs is behind the session's
-few store-specific methods: the bulk insert of transfers (PostgreSQL: COPY into a staging
+few store-specific methods: bulk inserts (PostgreSQL: COPY, for transfers into a staging
 table, then INSERT ... ON CONFLICT DO NOTHING) and the row lock on the stoplist head.
 """
 
@@ -55,6 +55,16 @@ class Session(Protocol):
     async def execute(self, sql: str, *args: object) -> None: ...
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None: ...
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        """Insert `rows` into `table`, as one INSERT per row would: every constraint and
+        trigger applies and a violation fails the call. PostgreSQL sends them by COPY.
+
+        `table` and `columns` are names fixed in code, never input.
+        """
+        ...
 
     async def open_accounts(self, rows: Sequence[Sequence[object]]) -> None:
         """Insert accounts (ACCOUNT_COLUMNS) that do not exist yet; leave the others alone."""

@@ -26,10 +26,7 @@ from farebox.server.sync.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
 
-INSERT_RECORD = (
-    "INSERT INTO records (device, seq, digest, raw, event_ms, received_ms) "
-    "VALUES ($1, $2, $3, $4, $5, $6)"
-)
+RECORD_COLUMNS = ("device", "seq", "digest", "raw", "event_ms", "received_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +65,14 @@ class Ingested:
         if isinstance(self.answer, Refusal):
             return self.answer.code.value
         return "ack" if self.records else "duplicate"
+
+
+async def store_records(
+    session: Session, device: str, entries: Sequence[EncodedRecord], now_ms: int
+) -> None:
+    """Keep `entries` raw in the append-only `records` table, received at `now_ms`."""
+    rows = [(device, e.record.seq, e.digest, e.raw, e.record.time_ms, now_ms) for e in entries]
+    await session.insert_rows("records", RECORD_COLUMNS, rows)
 
 
 def fare_taps(entries: Sequence[EncodedRecord], carriers: Carriers) -> list[FareTap]:
@@ -147,10 +152,7 @@ async def ingest(store: Store, books: Books, batch: Batch, now_ms: int) -> Inges
             log.warning("batch from %s refused: %s", batch.device, judgement.message)
             return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
         new = judgement.new
-        await session.executemany(
-            INSERT_RECORD,
-            [(batch.device, e.record.seq, e.digest, e.raw, e.record.time_ms, now_ms) for e in new],
-        )
+        await store_records(session, batch.device, new, now_ms)
         taps = fare_taps(new, books.carriers)
         transfers = [fare_transfer(tap, books.policy) for tap in taps]
         receipts = await writes.post_transfers(
