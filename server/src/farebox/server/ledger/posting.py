@@ -90,10 +90,12 @@ def fare_accounts(
     """
     accounts: dict[str, Account] = {}
     for tap in taps:
-        if tap.payer_id not in skip and tap.payer_id not in accounts:
-            accounts[tap.payer_id] = tap.payer(rider)
-        if tap.payee_id not in skip and tap.payee_id not in accounts:
-            accounts[tap.payee_id] = tap.payee()
+        # Each id is made once per tap: they are properties that build strings.
+        payer, payee = tap.payer_id, tap.payee_id
+        if payer not in skip and payer not in accounts:
+            accounts[payer] = tap.payer(rider)
+        if payee not in skip and payee not in accounts:
+            accounts[payee] = tap.payee()
     return list(accounts.values())
 
 
