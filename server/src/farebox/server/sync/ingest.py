@@ -21,6 +21,7 @@ from farebox.server.ledger.accounts import Account, rider_account
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
 from farebox.server.ledger.store import Session, Store
+from farebox.server.ledger.transfers import Transfer
 from farebox.server.sync import devices
 from farebox.server.sync.errors import AuthenticationError
 
@@ -135,8 +136,25 @@ async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> in
     return alerts
 
 
+def _postings(
+    entries: Sequence[EncodedRecord], books: Books
+) -> tuple[list[Transfer], list[Account]]:
+    """The fare transfers of `entries` and the accounts they name: pure values."""
+    taps = fare_taps(entries, books.carriers)
+    transfers = [fare_transfer(tap, books.policy) for tap in taps]
+    return transfers, fare_accounts(taps, books.credit_limit)
+
+
 async def ingest(store: Store, books: Books, batch: Batch, now_ms: int) -> Ingested:
     """Judge `batch` against its device's cursor and take what is new, exactly once."""
+    # Made before the store is taken, so that one upload's transaction holds the store
+    # only for its statements; redone inside for the new part of a partly re-sent batch,
+    # and for a batch whose taps do not make valid postings, so that such a batch fails
+    # (or is judged a duplicate, a gap, a fork) exactly where and as it did before.
+    try:
+        prepared: tuple[list[Transfer], list[Account]] | None = _postings(batch.entries, books)
+    except Exception:  # noqa: BLE001 - the same work inside the transaction raises it
+        prepared = None
 
     async def work(session: Session) -> Ingested:
         device = await devices.device(session, batch.device, lock=True)
@@ -153,11 +171,11 @@ async def ingest(store: Store, books: Books, batch: Batch, now_ms: int) -> Inges
             return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
         new = judgement.new
         await store_records(session, batch.device, new, now_ms)
-        taps = fare_taps(new, books.carriers)
-        transfers = [fare_transfer(tap, books.policy) for tap in taps]
-        receipts = await writes.post_transfers(
-            session, transfers, fare_accounts(taps, books.credit_limit), now_ms
-        )
+        if prepared is not None and len(new) == len(batch.entries):
+            transfers, accounts = prepared
+        else:
+            transfers, accounts = _postings(new, books)
+        receipts = await writes.post_transfers(session, transfers, accounts, now_ms)
         alerts = await _ticket_uses(session, new)
         await devices.advance(session, batch.device, judgement.cursor, now_ms)
         reply = answer(batch.device, judgement, device.cursor, now_ms)
