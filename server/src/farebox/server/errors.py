@@ -5,12 +5,16 @@
     ├── StoreError                  the store cannot be opened or used as asked
     │   ├── UnsupportedStoreError   a store URL that is neither sqlite:/// nor postgresql://
     │   └── MigrationError          the schema is newer than this code, or a migration failed
-    └── LedgerError                 a ledger request refused; nothing was posted
-        ├── UnknownAccountError     an account that does not exist (or of the wrong currency)
-        ├── IdempotencyConflictError  a key already used for a transfer with other content
-        ├── InsufficientFundsError  a refund larger than what the rider has available
-        └── TransferStateError      a transfer to resolve or reverse that is unknown, already
-                                    resolved or reversed, or expired
+    ├── LedgerError                 a ledger request refused; nothing was posted
+    │   ├── UnknownAccountError     an account that does not exist (or of the wrong currency)
+    │   ├── IdempotencyConflictError  a key already used for a transfer with other content
+    │   ├── InsufficientFundsError  a refund larger than what the rider has available
+    │   └── TransferStateError      a transfer to resolve or reverse that is unknown, already
+    │                               resolved or reversed, or expired
+    └── SyncError                   a device or operator request refused, with the stable
+                                    code and HTTP status the API answers with; its subtree
+                                    (enrollment, authentication, malformed bodies, unknown
+                                    devices, missing packages) is in farebox.server.sync.errors
 
 Each refusal is raised before or inside the database transaction that would have posted,
 so a refused request leaves the books exactly as they were. Python's own TypeError and
