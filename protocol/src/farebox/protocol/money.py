@@ -14,6 +14,9 @@ from typing import Self
 from farebox.protocol.errors import CurrencyMismatchError, InvalidValueError
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
+# ISO 4217's own code for "no currency": stands in while a tariff that failed to load is
+# checked for its other problems.
+NO_CURRENCY = "XXX"
 
 # Every ISO 4217 currency whose minor unit is not a hundredth; any other well-formed code
 # has two decimals, as ISO 4217 gives most currencies (KZT, KGS, UZS, TJS, RUB, USD, EUR).

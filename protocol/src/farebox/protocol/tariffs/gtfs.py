@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, time
 
 from farebox.protocol.errors import InvalidValueError
-from farebox.protocol.money import check_currency
+from farebox.protocol.money import NO_CURRENCY, check_currency
 from farebox.protocol.tariffs.amounts import parse_amount
 from farebox.protocol.tariffs.document import Problems
 from farebox.protocol.tariffs.errors import InvalidTariffError
@@ -66,7 +66,7 @@ def import_gtfs(
     networks, routes = _networks(feed, problems)
     areas, stops = _areas_and_stops(feed, problems)
     products = _products(feed, problems)
-    currency = next((p.prices[0].amount.currency for p in products), "XXX")
+    currency = next((p.prices[0].amount.currency for p in products), NO_CURRENCY)
     start = effective_from or _feed_start(feed, zone, problems)
     try:
         tariff = Tariff(

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from enum import Enum
 from typing import TypeVar
 
-from farebox.protocol.money import check_currency
+from farebox.protocol.money import NO_CURRENCY, check_currency
 from farebox.protocol.tariffs.amounts import RoundingMode, discounted
 from farebox.protocol.tariffs.document import Problems, Table
 from farebox.protocol.tariffs.errors import InvalidTariffError
@@ -134,7 +134,7 @@ def from_document(document: Mapping[str, object]) -> Tariff:
     root = Table(document, "", problems, SECTIONS)
     head = root.table("tariff", HEADER)
     code = head.text("currency")
-    currency = (code and problems.build("tariff.currency", check_currency, code)) or "XXX"
+    currency = (code and problems.build("tariff.currency", check_currency, code)) or NO_CURRENCY
     rounding = _choice(head, "rounding", RoundingMode, required=False) or RoundingMode.HALF_UP
     increment = 1
     if "rounding_increment" in head.values:
