@@ -33,6 +33,9 @@ FAREBOX_CARRIER = "FAREBOX_CARRIER"
 FAREBOX_OPERATOR_TOKEN = "FAREBOX_OPERATOR_TOKEN"  # noqa: S105 - a variable's name
 """The bearer token of the operator HTTP API; without it that API is closed."""
 
+FAREBOX_SETTLE_EVERY_S = "FAREBOX_SETTLE_EVERY_S"
+"""How often, in seconds, `run` settles the closed fare days that are due (default 300)."""
+
 DEFAULTS: Mapping[str, str] = {
     FAREBOX_DB: "sqlite:///farebox.db",
     FAREBOX_TIMEZONE: "Asia/Almaty",
@@ -42,6 +45,7 @@ DEFAULTS: Mapping[str, str] = {
     FAREBOX_LISTEN: "127.0.0.1:8080",
     FAREBOX_CARRIER: "city",
     FAREBOX_OPERATOR_TOKEN: "",
+    FAREBOX_SETTLE_EVERY_S: "300",
 }
 
 

@@ -57,6 +57,7 @@ async def serve(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
         db=ledger.store.url,
         books=Books(ledger.policy, ledger.credit_limit, carriers),
         operator_token=env.setting(env.FAREBOX_OPERATOR_TOKEN) or None,
+        settle_every_s=float(env.setting(env.FAREBOX_SETTLE_EVERY_S)),
     )
     runner = web.AppRunner(create_app(settings, store=ledger.store), access_log=None)
     await runner.setup()
