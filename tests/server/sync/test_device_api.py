@@ -180,3 +180,9 @@ async def test_a_truncated_body_stores_nothing_and_the_resend_is_taken(
     assert status == 200
     assert isinstance(decode_message(answer), Ack)
     assert await count(server, "SELECT count(*) FROM records") == 5
+
+
+async def test_enrollment_tokens_never_look_like_command_line_options(server: Server) -> None:
+    tokens = [await server.token(f"bus-{n:03d}") for n in range(64)]
+    assert all(token.startswith("fbe_") for token in tokens)
+    assert len(set(tokens)) == len(tokens)

@@ -19,6 +19,7 @@ from farebox.server.ledger.store import Row, Session
 from farebox.server.sync.errors import DeviceError, EnrollmentError
 
 TOKEN_BYTES = 18
+TOKEN_PREFIX = "fbe_"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,9 @@ async def create_token(
     taken = await session.fetch("SELECT 1 FROM devices WHERE id = $1", name)
     if taken:
         raise EnrollmentError(f"a device {name!r} is enrolled already; revoke it or pick a name")
-    token = secrets.token_urlsafe(TOKEN_BYTES)
+    # A fixed prefix: a bare URL-safe token may start with "-", which a command line such
+    # as `farebox-agent enroll --token T` would take for an option.
+    token = f"{TOKEN_PREFIX}{secrets.token_urlsafe(TOKEN_BYTES)}"
     await session.execute(
         "INSERT INTO enrollment_tokens (token_hash, name, kind, created_ms, expires_ms) "
         "VALUES ($1, $2, $3, $4, $5)",
