@@ -37,8 +37,11 @@ from farebox.protocol.session import Accepted, answer, judge
 
 PACKAGE_KEY = SigningKey.from_seed(b"\x5e" * 32)
 DROP = "drop"  # a fault: store the batch, then close the connection without answering
-Fault = int | tuple[int, str] | str  # a status, a status with a problem code, or DROP
+SLOW = "slow"  # a fault: store the batch, then answer only after the device has given up
+SLOW_ANSWER_S = 2.5  # past the test devices' request timeout (tests/agent/sync/conftest.py)
+Fault = int | tuple[int, str] | str  # a status, a status with a problem code, DROP or SLOW
 DROPPING = web.RequestKey("dropping", bool)
+SLOWING = web.RequestKey("slowing", bool)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -113,6 +116,7 @@ class SyncServer:
             response: web.StreamResponse = problem(status, code)
         else:
             request[DROPPING] = fault == DROP
+            request[SLOWING] = fault == SLOW
             response = await handler(request)
         response.headers[HEADER_SERVER_TIME] = str(self.now_ms())
         return response
@@ -171,6 +175,8 @@ class SyncServer:
             device.cursor = judgement.cursor
         if self.hold is not None:
             await self.hold.wait()
+        if request[SLOWING]:
+            await asyncio.sleep(SLOW_ANSWER_S)
         if request[DROPPING]:
             assert request.transport is not None
             request.transport.abort()  # stored, but the answer never leaves

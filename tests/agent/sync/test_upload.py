@@ -12,7 +12,7 @@ from farebox.agent.sync.report import read_sync_report
 from farebox.protocol.chain import Cursor
 from tests.agent.harness import until
 from tests.agent.sync.conftest import DEVICE, Validator
-from tests.agent.sync.server import DROP, SyncServer
+from tests.agent.sync.server import DROP, SLOW, SyncServer
 
 BATCHES = "/v1/batches"
 
@@ -65,6 +65,18 @@ async def test_a_lost_answer_is_resent_and_acked_again(
     await validator.halt()
     assert stored_once(server, 30)  # the server took the first copy and acked the second
     assert len(server.posts(BATCHES)) == 2
+
+
+async def test_a_slow_server_is_given_up_on_and_the_batch_sent_again_once(
+    server: SyncServer, validator: Validator
+) -> None:
+    server.fail(BATCHES, SLOW)
+    await validator.taps(30)
+    validator.start()
+    await until(lambda: validator.store.acked.seq == 30, seconds=20)
+    await validator.halt()
+    assert stored_once(server, 30)  # stored by the slow first try, acked on the second
+    assert len(server.posts(BATCHES)) >= 2
 
 
 async def test_a_server_restored_from_a_backup_gets_the_lost_records_again(
