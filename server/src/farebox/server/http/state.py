@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -11,16 +10,12 @@ from aiohttp import web
 from farebox.protocol.auth import DEFAULT_WINDOW_MS
 from farebox.server.errors import ConfigurationError
 from farebox.server.http.metrics import Metrics
-from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.book import Ledger, wall_clock_ms
 from farebox.server.ledger.store import Store
 from farebox.server.sync.ingest import Books
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 SETTLE_EVERY_S = 300.0
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
