@@ -1,9 +1,10 @@
 """Ledger posting throughput on SQLite and PostgreSQL, beside the bare insert ceiling.
 
 For batches of 100 and 1000 accepted taps (each batch one validator's consecutive records,
-as uploads are), the figure is taps posted per second through `Ledger.post_taps`
-(accounts opened, idempotent insert, balances, stoplist, fare-day marks, one database
-transaction per batch); the ceiling is the bare insert of the same transfer rows into a
+as uploads are, eight validators' uploads in flight at once), the figure is taps posted
+per second through `Ledger.post_taps` (accounts opened, idempotent insert, balances,
+stoplist, fare-day marks; each batch atomic, and on SQLite the batches that wait together
+share one commit); the ceiling is the bare insert of the same transfer rows into a
 table with no keys, checks or triggers, in the same run, one transaction per batch too.
 
     .venv/bin/python -m bench.ledger
@@ -44,6 +45,8 @@ RIDERS = 20_000
 DEVICES = 300
 ROUTES = 40
 BATCHES = (100, 1000)
+AT_ONCE = 8
+"""Uploads in flight at once, as from several validators syncing at the same time."""
 POLICY = FareDayPolicy.parse("Asia/Almaty", "03:00")
 START_MS = int(datetime(2026, 3, 2, 1, 0, tzinfo=UTC).timestamp() * 1000)
 
@@ -132,9 +135,14 @@ async def ledger_rate(url: str, batches: list[list[FareTap]]) -> float:
         ledger = Ledger(store, POLICY)
         await fund_riders(ledger, [tap for batch in batches for tap in batch])
 
-        async def post_all() -> None:
-            for batch in batches:
+        pending = iter(batches)
+
+        async def device() -> None:
+            for batch in pending:
                 await ledger.post_taps(batch)
+
+        async def post_all() -> None:
+            await asyncio.gather(*(device() for _ in range(AT_ONCE)))
 
         rate = await timed(post_all, sum(map(len, batches)))
         problems = await ledger.violations()

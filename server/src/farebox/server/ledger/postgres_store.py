@@ -3,6 +3,8 @@
 Transfers go in by COPY into a per-connection staging table and one INSERT ... SELECT
 ... ON CONFLICT DO NOTHING, in key order, so that two servers posting overlapping batches
 take their locks in the same order and the later one skips what the earlier one wrote.
+The staging table empties itself at each commit (ON COMMIT DELETE ROWS): emptied by DELETE
+alone, it kept its dead rows for the whole session and every batch scanned them again.
 Connections run with plan_cache_mode = force_custom_plan: array statements became four
 times slower here once PostgreSQL switched them to a generic plan. A transaction that
 loses a deadlock or serialization race is retried a bounded number of times.
@@ -39,7 +41,7 @@ CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
     currency text, amount bigint, event_ms bigint, posted_ms bigint, reference text,
     fare_day text, device text, seq bigint, stop text, category text, origin text,
     timeout_ms bigint
-)
+) ON COMMIT DELETE ROWS
 """
 _COLUMNS = ", ".join(TRANSFER_COLUMNS)
 # Empties the stage in the same statement: a rollback brings back only an empty stage.

@@ -1,0 +1,77 @@
+-- Balances move once per posted batch on both stores (SQLite's row trigger is gone: see
+-- sqlite/0003_batch_balances.sql). Here the statement trigger stays, and its balance
+-- update now names the touched accounts by their key: joined only to the summed moves,
+-- the planner hashed them and scanned every account for each batch, a cost that grew with
+-- the number of riders (half the posting time at 20,000 accounts).
+
+CREATE OR REPLACE FUNCTION transfers_apply() RETURNS trigger LANGUAGE plpgsql
+SET plan_cache_mode = auto AS $$
+DECLARE
+    ids text[];
+    currencies text[];
+    touched bigint;
+    posted_moves bigint[];
+    held_debits bigint[];
+    held_credits bigint[];
+BEGIN
+    -- The moves of the inserted rows, summed per account. A post or void releases what its
+    -- pending transfer held, found by key through the unique index.
+    SELECT array_agg(account ORDER BY account), array_agg(currency ORDER BY account),
+           array_agg(posted ORDER BY account), array_agg(held_debit ORDER BY account),
+           array_agg(held_credit ORDER BY account)
+    INTO ids, currencies, posted_moves, held_debits, held_credits
+    FROM (
+        SELECT account, currency, sum(posted) AS posted, sum(held_debit) AS held_debit,
+               sum(held_credit) AS held_credit
+        FROM (
+            SELECT n.debit AS account, n.currency,
+                   CASE WHEN n.phase IN ('single', 'post') THEN -n.amount ELSE 0 END AS posted,
+                   CASE n.phase WHEN 'pending' THEN n.amount WHEN 'single' THEN 0
+                       ELSE -(SELECT h.amount FROM transfers h WHERE h.key = n.origin) END
+                       AS held_debit,
+                   0 AS held_credit
+            FROM inserted n
+            UNION ALL
+            SELECT n.credit, n.currency,
+                   CASE WHEN n.phase IN ('single', 'post') THEN n.amount ELSE 0 END,
+                   0,
+                   CASE n.phase WHEN 'pending' THEN n.amount WHEN 'single' THEN 0
+                       ELSE -(SELECT h.amount FROM transfers h WHERE h.key = n.origin) END
+            FROM inserted n
+        ) moves
+        GROUP BY account, currency
+    ) summed;
+    IF EXISTS (SELECT 1 FROM inserted n WHERE n.origin IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM transfers h WHERE h.key = n.origin)) THEN
+        RAISE EXCEPTION 'a transfer names an origin that does not exist'
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    -- Lock the touched accounts in one order, so two servers posting overlapping batches
+    -- wait for each other instead of deadlocking.
+    PERFORM 1 FROM accounts WHERE id = ANY (ids) ORDER BY id FOR UPDATE;
+    UPDATE accounts a
+    SET posted = a.posted + m.posted,
+        pending_debits = a.pending_debits + m.held_debit,
+        pending_credits = a.pending_credits + m.held_credit
+    FROM unnest(ids, currencies, posted_moves, held_debits, held_credits)
+        AS m (account, currency, posted, held_debit, held_credit)
+    WHERE a.id = ANY (ids) AND a.id = m.account AND a.currency = m.currency;
+    GET DIAGNOSTICS touched = ROW_COUNT;
+    IF touched <> cardinality(ids) THEN
+        RAISE EXCEPTION 'a transfer names an unknown account or one of another currency'
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    -- A rider's fare or fare reversal changes its fare day: settlement must see it again.
+    INSERT INTO fare_days (account, fare_day)
+    SELECT account, fare_day FROM (
+        SELECT debit AS account, fare_day FROM inserted
+        WHERE kind = 'fare' AND phase IN ('single', 'post') AND fare_day IS NOT NULL
+          AND starts_with(debit, 'rider:')
+        UNION
+        SELECT credit, fare_day FROM inserted
+        WHERE kind = 'reversal' AND fare_day IS NOT NULL AND starts_with(credit, 'rider:')
+    ) changed
+    ORDER BY account, fare_day
+    ON CONFLICT (account, fare_day) DO UPDATE SET dirty = true WHERE NOT fare_days.dirty;
+    RETURN NULL;
+END $$;

@@ -1,0 +1,106 @@
+"""The SQLite store's group commit: transactions that wait together share one commit, and
+each caller still gets its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from farebox.server.errors import IdempotencyConflictError, StoreError
+from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.sqlite_store import SqliteStore
+from farebox.server.ledger.store import Session
+from tests.server.conftest import ALMATY
+from tests.server.helpers import kzt, top_up
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = await SqliteStore.open(f"sqlite:///{tmp_path}/ledger.db")
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+async def statements(store: SqliteStore) -> list[str]:
+    """The SQL the connection runs from now on, as SQLite traces it."""
+    seen: list[str] = []
+    await store.call(lambda c: c.set_trace_callback(seen.append))
+    return seen
+
+
+async def test_waiting_transactions_share_one_commit_and_keep_their_own_outcome(
+    store: SqliteStore,
+) -> None:
+    ledger = Ledger(store, ALMATY)
+    await ledger.top_up(top_up("nfc:01", 100, "pay-0"))
+    seen = await statements(store)
+    outcomes = await asyncio.gather(
+        *(ledger.top_up(top_up(f"nfc:{n:02d}", 100, f"pay-{n}")) for n in range(1, 9)),
+        ledger.top_up(top_up("nfc:99", 700, "pay-0")),  # the key of another payment
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[-1], IdempotencyConflictError)
+    assert all(not isinstance(outcome, BaseException) for outcome in outcomes[:-1])
+    assert seen.count("COMMIT") < len(outcomes)
+    for n in range(1, 9):
+        state = await ledger.account(f"rider:nfc:{n:02d}")
+        assert state is not None
+        assert state.balance == kzt(200 if n == 1 else 100)
+    assert await ledger.account("rider:nfc:99") is None
+    assert await ledger.violations() == []
+
+
+async def test_a_job_that_ends_the_whole_transaction_sends_the_others_round_again(
+    store: SqliteStore,
+) -> None:
+    """SQLite rolls a whole transaction back on some errors (a full disk): the jobs that
+    shared it must not be lost, nor answered as if committed."""
+    ledger = Ledger(store, ALMATY)
+
+    async def break_the_transaction(session: Session) -> None:
+        await session.execute("ROLLBACK")
+        raise OSError("the disk is full")
+
+    outcomes = await asyncio.gather(
+        ledger.top_up(top_up("nfc:01", 100, "pay-1")),
+        store.run(break_the_transaction),
+        ledger.top_up(top_up("nfc:02", 100, "pay-2")),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], OSError)
+    for token in ("nfc:01", "nfc:02"):
+        state = await ledger.account(f"rider:{token}")
+        assert state is not None
+        assert state.balance == kzt(100)
+
+
+async def test_a_caller_that_stopped_waiting_is_skipped(store: SqliteStore) -> None:
+    ledger = Ledger(store, ALMATY)
+    release = asyncio.Event()
+
+    async def slow(session: Session) -> None:
+        await release.wait()
+
+    first = asyncio.create_task(store.run(slow))
+    await asyncio.sleep(0)
+    abandoned = asyncio.create_task(ledger.top_up(top_up("nfc:01", 100, "pay-1")))
+    await asyncio.sleep(0.05)
+    abandoned.cancel()
+    release.set()
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    assert await ledger.account("rider:nfc:01") is None
+
+
+async def test_a_closed_store_refuses_work_instead_of_hanging(tmp_path: Path) -> None:
+    store = await SqliteStore.open(f"sqlite:///{tmp_path}/ledger.db")
+    await store.migrate()
+    await store.close()
+    ledger = Ledger(store, ALMATY)
+    with pytest.raises(StoreError, match="closed"):
+        await asyncio.wait_for(ledger.top_up(top_up("nfc:01", 100, "pay-1")), timeout=5)
