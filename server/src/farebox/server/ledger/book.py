@@ -309,6 +309,7 @@ class Ledger:
     async def settle_due(self, rater: Rater, *, limit: int = 1000) -> int:
         """Settle closed fare days not settled yet or changed by late taps; return how many."""
         last = self.policy.last_closed(self._clock())
+        await self.store.run(lambda session: writes.close_fare_days(session, last))
         due = await self.store.run(lambda session: reads.due_days(session, last, limit))
         for account_id, day in due:
             await self.settle(account_id, day, rater)

@@ -18,6 +18,13 @@ _ENTRY = (
 )
 # A transfer moves posted balances when it is posted at once or posts a pending one.
 MOVES = "phase IN ('single', 'post')"
+# What changes a rider's fare day, and so its settlement: a fare it paid, or the reversal
+# of one; with the rider it names (RIDER_OF_CHANGE) and the day (fare_day).
+DAY_CHANGE = (
+    f"((kind = 'fare' AND {MOVES} AND substr(debit, 1, 6) = 'rider:')"
+    " OR (kind = 'reversal' AND substr(credit, 1, 6) = 'rider:'))"
+)
+RIDER_OF_CHANGE = "CASE kind WHEN 'reversal' THEN credit ELSE debit END"
 
 
 def entry_from_row(row: Row) -> Entry:
@@ -182,7 +189,9 @@ async def day_state(session: Session, account_id: str, day: date) -> DayState:
         account_id,
         text,
     )
-    revision, dirty = settled[0] if settled else (0, False)
+    # A day no settlement has seen yet is due if it has anything to rate; marks (the
+    # `dirty` flag) only exist for days that have closed.
+    revision, dirty = settled[0] if settled else (0, int(events) > 0)
     return DayState(account_id, day, revision, bool(dirty), int(events), taps, charged)
 
 

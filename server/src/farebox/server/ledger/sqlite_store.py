@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
 from farebox.server.ledger.migrations import migrations
+from farebox.server.ledger.reads import DAY_CHANGE, RIDER_OF_CHANGE
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
     MISMATCH_COLUMNS,
@@ -80,17 +81,16 @@ FROM (
 ) AS m
 WHERE accounts.id = m.account AND accounts.currency = m.currency
 """
-# A rider's fare or fare reversal among them changes its fare day: settlement must see it
-# again.
-MARK_FARE_DAYS = """
+# A rider's fare or fare reversal among them into a closed fare day changes what that
+# day's settlement saw: the day is marked again (days still open are marked when they
+# close, see writes.close_fare_days).
+MARK_FARE_DAYS = f"""
 INSERT INTO fare_days (account, fare_day)
-SELECT CASE kind WHEN 'reversal' THEN credit ELSE debit END, fare_day FROM transfers
-WHERE id > ?1 AND fare_day IS NOT NULL AND (
-    (kind = 'fare' AND phase IN ('single', 'post') AND substr(debit, 1, 6) = 'rider:')
-    OR (kind = 'reversal' AND substr(credit, 1, 6) = 'rider:'))
+SELECT {RIDER_OF_CHANGE}, fare_day FROM transfers
+WHERE id > ?1 AND fare_day <= (SELECT closed_through FROM fare_day_close) AND {DAY_CHANGE}
 GROUP BY 1, 2
 ON CONFLICT (account, fare_day) DO UPDATE SET dirty = 1 WHERE NOT fare_days.dirty
-"""
+"""  # noqa: S608 (fixed text)
 
 _MISMATCHES = (
     f"{MISMATCH_COLUMNS} FROM accounts"  # noqa: S608 (fixed text)

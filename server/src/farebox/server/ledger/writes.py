@@ -10,6 +10,7 @@ content, and brings the stoplist in line with the balances it changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from farebox.server.errors import (
     IdempotencyConflictError,
@@ -17,7 +18,13 @@ from farebox.server.errors import (
     TransferStateError,
 )
 from farebox.server.ledger.accounts import Account, token_of
-from farebox.server.ledger.reads import DAY_EVENTS, account_state, transfer
+from farebox.server.ledger.reads import (
+    DAY_CHANGE,
+    DAY_EVENTS,
+    RIDER_OF_CHANGE,
+    account_state,
+    transfer,
+)
 from farebox.server.ledger.settlement import DayState
 from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan, plan_changes
 from farebox.server.ledger.store import Row, Session
@@ -213,3 +220,33 @@ async def claim_settlement(session: Session, state: DayState, now_ms: int) -> bo
         now_ms,
     )
     return bool(rows)
+
+
+_MARK_CLOSED = f"""
+INSERT INTO fare_days (account, fare_day)
+SELECT {RIDER_OF_CHANGE}, fare_day FROM transfers
+WHERE fare_day > $1 AND fare_day <= $2 AND {DAY_CHANGE}
+GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (account, fare_day) DO UPDATE SET dirty = true WHERE NOT fare_days.dirty
+"""  # noqa: S608 (fixed text)
+
+
+async def close_fare_days(session: Session, last: date) -> None:
+    """Close the fare days up to `last`: mark each of their rider days for settlement.
+
+    From then on a posting into one of them marks its day itself. On PostgreSQL the close
+    row's update waits for the postings that read it (they share-lock it), so the marking
+    statement after it sees their rows; a posting that comes later sees the new close.
+    """
+    ((closed,),) = await session.fetch("SELECT closed_through FROM fare_day_close")
+    through = last.isoformat()
+    if closed >= through:
+        return
+    moved = await session.fetch(
+        "UPDATE fare_day_close SET closed_through = $2 WHERE closed_through = $1"
+        " RETURNING closed_through",
+        closed,
+        through,
+    )
+    if moved:  # else another server closed them first
+        await session.execute(_MARK_CLOSED, closed, through)

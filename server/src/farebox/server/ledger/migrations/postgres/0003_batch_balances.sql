@@ -3,6 +3,18 @@
 -- update now names the touched accounts by their key: joined only to the summed moves,
 -- the planner hashed them and scanned every account for each batch, a cost that grew with
 -- the number of riders (half the posting time at 20,000 accounts).
+--
+-- Fare days are marked for settlement when they close, all of a day's rider days in one
+-- statement (writes.close_fare_days), instead of by every posting: a tap into a day still
+-- open marks nothing, and only a late tap or reversal into a closed day marks its day
+-- again. Every day up to the latest one with postings was marked by the old trigger.
+CREATE TABLE fare_day_close (
+    only_row       boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    closed_through text NOT NULL
+);
+
+INSERT INTO fare_day_close (closed_through)
+SELECT coalesce(max(fare_day), '0001-01-01') FROM transfers;
 
 CREATE OR REPLACE FUNCTION transfers_apply() RETURNS trigger LANGUAGE plpgsql
 SET plan_cache_mode = auto AS $$
@@ -13,6 +25,7 @@ DECLARE
     posted_moves bigint[];
     held_debits bigint[];
     held_credits bigint[];
+    closed text;
 BEGIN
     -- The moves of the inserted rows, summed per account. A post or void releases what its
     -- pending transfer held, found by key through the unique index.
@@ -61,15 +74,18 @@ BEGIN
         RAISE EXCEPTION 'a transfer names an unknown account or one of another currency'
             USING ERRCODE = 'foreign_key_violation';
     END IF;
-    -- A rider's fare or fare reversal changes its fare day: settlement must see it again.
+    -- A rider's fare or fare reversal in a closed day changes what its settlement saw:
+    -- mark the day again. The close row is share-locked so that a closing waits for this
+    -- transaction and then sees its rows, or this one waits for the closing and marks.
+    SELECT closed_through INTO closed FROM fare_day_close FOR SHARE;
     INSERT INTO fare_days (account, fare_day)
     SELECT account, fare_day FROM (
         SELECT debit AS account, fare_day FROM inserted
-        WHERE kind = 'fare' AND phase IN ('single', 'post') AND fare_day IS NOT NULL
+        WHERE kind = 'fare' AND phase IN ('single', 'post') AND fare_day <= closed
           AND starts_with(debit, 'rider:')
         UNION
         SELECT credit, fare_day FROM inserted
-        WHERE kind = 'reversal' AND fare_day IS NOT NULL AND starts_with(credit, 'rider:')
+        WHERE kind = 'reversal' AND fare_day <= closed AND starts_with(credit, 'rider:')
     ) changed
     ORDER BY account, fare_day
     ON CONFLICT (account, fare_day) DO UPDATE SET dirty = true WHERE NOT fare_days.dirty;

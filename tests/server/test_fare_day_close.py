@@ -1,0 +1,87 @@
+"""Fare days are marked for settlement when they close; only late postings mark them after.
+
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import asyncpg
+import pytest
+
+from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.settlement import FlatFareRater
+from farebox.server.ledger.store import Session, open_store
+from tests.server.conftest import ALMATY, Clock
+from tests.server.helpers import at, kzt, tap, top_up
+
+RATER = FlatFareRater(kzt(200), daily_cap=kzt(300))
+MONDAY = date(2026, 3, 2)
+
+
+async def marks(ledger: Ledger) -> list[tuple[str, str, bool]]:
+    async def read(session: Session) -> list[tuple[str, str, bool]]:
+        rows = await session.fetch("SELECT account, fare_day, dirty FROM fare_days ORDER BY 1, 2")
+        return [(account, day, bool(dirty)) for account, day, dirty in rows]
+
+    return await ledger.store.run(read)
+
+
+async def test_taps_into_an_open_day_mark_nothing_until_it_closes(
+    ledger: Ledger, clock: Clock
+) -> None:
+    await ledger.top_up(top_up("nfc:aa", 2000, "sms-1"))
+    await ledger.post_taps([tap("bus-1", n, "nfc:aa", at(2, f"0{n}:00")) for n in range(7, 10)])
+    assert await marks(ledger) == []
+
+    clock.now_ms = at(3, "04:00")
+    assert await ledger.settle_due(RATER) == 1
+    assert await marks(ledger) == [("rider:nfc:aa", "2026-03-02", False)]
+
+    # A bus that was offline brings a Monday tap on Tuesday: the closed day is marked again.
+    await ledger.post_taps([tap("bus-9", 1, "nfc:aa", at(2, "20:00"))])
+    assert await marks(ledger) == [("rider:nfc:aa", "2026-03-02", True)]
+    assert await ledger.settle_due(RATER) == 1
+    state = await ledger.account("rider:nfc:aa")
+    assert state is not None
+    assert state.balance == kzt(2000 - 300)  # four rides, capped at 300
+
+
+async def test_a_day_settled_before_it_closed_is_settled_again_when_it_closes(
+    ledger: Ledger, clock: Clock
+) -> None:
+    await ledger.post_taps([tap("bus-1", 1, "nfc:aa", at(2, "07:00"))])
+    assert len(await ledger.settle("rider:nfc:aa", MONDAY, RATER)) == 0  # rated as charged
+    await ledger.post_taps([tap("bus-1", 2, "nfc:aa", at(2, "08:00"))])
+    clock.now_ms = at(3, "04:00")
+    assert await ledger.settle_due(RATER) == 1
+
+
+@pytest.mark.postgres
+async def test_a_closing_waits_for_a_posting_that_read_the_old_close(
+    postgres_dsn: str, clock: Clock
+) -> None:
+    """PostgreSQL: a posting share-locks the close row, so a closing that starts while the
+    posting is still open waits for its commit and then sees its rider day."""
+    store = await open_store(postgres_dsn)
+    try:
+        await store.migrate()
+        ledger = Ledger(store, ALMATY, clock=clock)
+        await ledger.post_taps([tap("bus-1", 1, "nfc:aa", at(2, "07:00"))])
+        posting = await asyncpg.connect(postgres_dsn)
+        try:
+            transaction = posting.transaction()
+            await transaction.start()
+            await posting.execute("SELECT closed_through FROM fare_day_close FOR SHARE")
+            clock.now_ms = at(3, "04:00")
+            closing = asyncio.create_task(ledger.settle_due(RATER))
+            await asyncio.sleep(0.3)
+            assert not closing.done()  # waiting for the posting's commit
+            await transaction.commit()
+            assert await asyncio.wait_for(closing, timeout=10) == 1
+        finally:
+            await posting.close()
+    finally:
+        await store.close()
