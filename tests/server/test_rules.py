@@ -21,9 +21,16 @@ from farebox.protocol.records import (
 )
 from farebox.protocol.stoplist import StoplistChecksum
 from farebox.server.errors import ConfigurationError
-from farebox.server.ledger.accounts import Account, AccountKind, Channel, rider_account
+from farebox.server.ledger.accounts import (
+    Account,
+    AccountKind,
+    Channel,
+    KnownAccounts,
+    rider_account,
+)
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import (
+    fare_accounts,
     fare_transfer,
     reversal_transfer,
     tap_from_record,
@@ -210,3 +217,15 @@ def test_a_second_reason_does_not_make_a_new_version() -> None:
 def test_rider_accounts_name_their_token() -> None:
     assert rider_account("nfc:0a", "KZT").id == "rider:nfc:0a"
     assert Channel("kiosk") is Channel.KIOSK
+
+
+def test_known_accounts_are_remembered_up_to_a_bound() -> None:
+    known = KnownAccounts(limit=3)
+    known.add([rider_account("nfc:01", "KZT"), rider_account("nfc:02", "KZT")])
+    assert "rider:nfc:01" in known
+    taps = [tap("bus-1", 1, "nfc:01", at(2, "08:00")), tap("bus-1", 2, "nfc:03", at(2, "08:05"))]
+    opened = fare_accounts(taps, lambda token, currency, _: rider_account(token, currency), known)
+    assert [account.id for account in opened] == ["revenue:KZT:citybus:12", "rider:nfc:03"]
+    known.add([rider_account("nfc:03", "KZT"), rider_account("nfc:04", "KZT")])
+    assert "rider:nfc:01" not in known  # past the bound it starts over
+    assert "rider:nfc:04" in known

@@ -24,7 +24,7 @@ from farebox.protocol.messages import Ack, Batch, decode_message, encode_message
 from farebox.protocol.packages import PackageKind, encode_package
 from farebox.server.errors import ServerError
 from farebox.server.http.problems import Handler, classify
-from farebox.server.http.state import METRICS, SETTINGS, STORE
+from farebox.server.http.state import LEDGER, METRICS, SETTINGS, STORE
 from farebox.server.ledger.store import Session
 from farebox.server.sync import devices, publishing
 from farebox.server.sync.devices import Device
@@ -100,7 +100,8 @@ async def batches(request: web.Request) -> web.Response:
         raise AuthenticationError(
             f"{device.id} cannot send {message.device}'s records", "bad_signature"
         )
-    result = await ingest(store, settings.books, message, settings.clock())
+    known = request.app[LEDGER].known
+    result = await ingest(store, settings.books, message, settings.clock(), known)
     request.app[METRICS].batch(result, time.perf_counter() - started)
     status = 200 if isinstance(result.answer, Ack) else 409
     return _cbor(encode_message(result.answer), status)

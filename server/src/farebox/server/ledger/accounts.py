@@ -9,6 +9,7 @@ all accounts of one currency always sum to zero.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -16,6 +17,8 @@ from farebox.protocol.money import Money, check_currency
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 RIDER_PREFIX = "rider:"
+KNOWN_ACCOUNTS = 500_000
+"""How many account ids `KnownAccounts` remembers before it starts over."""
 
 
 class AccountKind(StrEnum):
@@ -97,6 +100,29 @@ def rider_account(
         credit_limit,
         category,
     )
+
+
+class KnownAccounts:
+    """Ids of accounts seen to exist once a transaction that opened them committed.
+
+    Accounts are never deleted (the database refuses it), so an account seen to exist
+    exists for good, and postings skip building and opening it again: most taps are of
+    riders seen before. Bounded: past `limit` ids it forgets them all and starts over.
+    """
+
+    def __init__(self, limit: int = KNOWN_ACCOUNTS) -> None:
+        self._ids: set[str] = set()
+        self._limit = limit
+
+    def __contains__(self, account_id: object) -> bool:
+        return account_id in self._ids
+
+    def add(self, accounts: Iterable[Account]) -> None:
+        """Remember `accounts`; call only after the commit that opened them."""
+        ids = {account.id for account in accounts}
+        if len(self._ids) + len(ids) > self._limit:
+            self._ids.clear()
+        self._ids.update(ids)
 
 
 def token_of(account_id: str) -> str:

@@ -20,6 +20,7 @@ from farebox.server.ledger.accounts import (
     Account,
     AccountState,
     Channel,
+    KnownAccounts,
     adjustment_account,
     clearing_account,
     rider_account,
@@ -48,8 +49,6 @@ from farebox.server.ledger.store import Session, Store
 from farebox.server.ledger.transfers import Entry, Receipt, Transfer
 
 SETTLEMENT_ATTEMPTS = 3
-KNOWN_ACCOUNTS = 500_000
-"""How many account ids a Ledger remembers as existing (so it need not open them again)."""
 
 
 def wall_clock_ms() -> int:
@@ -92,31 +91,27 @@ class Ledger:
         self.policy = policy
         self.credit_limit = credit_limit
         self._clock = clock
-        # Accounts are never deleted (the database refuses it), so an account seen to exist
-        # after a commit exists for good; most taps are of riders seen before.
-        self._known: set[str] = set()
+        self.known = KnownAccounts()
 
     def _rider(self, token: str, currency: str, category: str | None = None) -> Account:
         return rider_account(token, currency, credit_limit=self.credit_limit, category=category)
 
     def _fare_accounts(self, taps: Sequence[FareTap]) -> list[Account]:
         """The accounts a batch of taps names that this ledger has not seen exist yet."""
-        return fare_accounts(taps, self._rider, self._known)
+        return fare_accounts(taps, self._rider, self.known)
 
     async def post(
         self, transfers: Sequence[Transfer], accounts: Sequence[Account] = ()
     ) -> tuple[Receipt, ...]:
         """Post transfers in one transaction, opening `accounts` first if they are missing."""
         now = self._clock()
-        missing = [account for account in accounts if account.id not in self._known]
+        missing = [account for account in accounts if account.id not in self.known]
 
         async def work(session: Session) -> tuple[Receipt, ...]:
             return await writes.post_transfers(session, transfers, missing, now)
 
         receipts = await self.store.run(work)
-        if len(self._known) + len(missing) > KNOWN_ACCOUNTS:
-            self._known.clear()
-        self._known.update(account.id for account in missing)
+        self.known.add(missing)
         return receipts
 
     async def post_taps(self, taps: Sequence[FareTap]) -> BatchResult:

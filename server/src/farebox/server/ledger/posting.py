@@ -7,7 +7,7 @@ stores only ever write what a rule produced.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
 from farebox.protocol.money import Money
@@ -82,7 +82,7 @@ class FareTap:
 def fare_accounts(
     taps: Sequence[FareTap],
     rider: Callable[[str, str, str | None], Account],
-    skip: Collection[str] = frozenset(),
+    skip: Container[str] = frozenset(),
 ) -> list[Account]:
     """The accounts a batch of taps names (riders made by `rider`), each once, bar `skip`.
 

@@ -10,14 +10,14 @@ device's cursor in the answer so that it knows where to resume.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from farebox.protocol.messages import Ack, Batch, Refusal
 from farebox.protocol.records import EncodedRecord, MediaKind, Tap
 from farebox.protocol.session import Accepted, Duplicate, answer, judge
 from farebox.server.ledger import posting, writes
-from farebox.server.ledger.accounts import Account, rider_account
+from farebox.server.ledger.accounts import Account, KnownAccounts, rider_account
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
 from farebox.server.ledger.store import Session, Store
@@ -92,13 +92,15 @@ def fare_taps(entries: Sequence[EncodedRecord], carriers: Carriers) -> list[Fare
     return taps
 
 
-def fare_accounts(taps: Sequence[FareTap], credit_limit: int) -> list[Account]:
-    """The accounts `taps` name, new riders getting `credit_limit`."""
+def fare_accounts(
+    taps: Sequence[FareTap], credit_limit: int, known: Container[str] = frozenset()
+) -> list[Account]:
+    """The accounts `taps` name bar the `known` ones, new riders getting `credit_limit`."""
 
     def rider(token: str, currency: str, category: str | None) -> Account:
         return rider_account(token, currency, credit_limit=credit_limit, category=category)
 
-    return posting.fare_accounts(taps, rider)
+    return posting.fare_accounts(taps, rider, known)
 
 
 async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> int:
@@ -137,22 +139,29 @@ async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> in
 
 
 def _postings(
-    entries: Sequence[EncodedRecord], books: Books
+    entries: Sequence[EncodedRecord], books: Books, known: Container[str]
 ) -> tuple[list[Transfer], list[Account]]:
-    """The fare transfers of `entries` and the accounts they name: pure values."""
+    """The fare transfers of `entries` and the accounts they name bar the `known` ones."""
     taps = fare_taps(entries, books.carriers)
     transfers = [fare_transfer(tap, books.policy) for tap in taps]
-    return transfers, fare_accounts(taps, books.credit_limit)
+    return transfers, fare_accounts(taps, books.credit_limit, known)
 
 
-async def ingest(store: Store, books: Books, batch: Batch, now_ms: int) -> Ingested:
-    """Judge `batch` against its device's cursor and take what is new, exactly once."""
+async def ingest(
+    store: Store, books: Books, batch: Batch, now_ms: int, known: KnownAccounts
+) -> Ingested:
+    """Judge `batch` against its device's cursor and take what is new, exactly once.
+
+    `known` holds accounts seen to exist; those this batch opens are added once committed.
+    """
     # Made before the store is taken, so that one upload's transaction holds the store
     # only for its statements; redone inside for the new part of a partly re-sent batch,
     # and for a batch whose taps do not make valid postings, so that such a batch fails
     # (or is judged a duplicate, a gap, a fork) exactly where and as it did before.
     try:
-        prepared: tuple[list[Transfer], list[Account]] | None = _postings(batch.entries, books)
+        prepared: tuple[list[Transfer], list[Account]] | None = _postings(
+            batch.entries, books, known
+        )
     except Exception:  # noqa: BLE001 - the same work inside the transaction raises it
         prepared = None
 
@@ -174,12 +183,16 @@ async def ingest(store: Store, books: Books, batch: Batch, now_ms: int) -> Inges
         if prepared is not None and len(new) == len(batch.entries):
             transfers, accounts = prepared
         else:
-            transfers, accounts = _postings(new, books)
+            transfers, accounts = _postings(new, books, known)
         receipts = await writes.post_transfers(session, transfers, accounts, now_ms)
+        opened.extend(accounts)
         alerts = await _ticket_uses(session, new)
         await devices.advance(session, batch.device, judgement.cursor, now_ms)
         reply = answer(batch.device, judgement, device.cursor, now_ms)
         tapped = sum(isinstance(e.record.body, Tap) for e in new)
         return Ingested(reply, len(new), tapped, sum(r.fresh for r in receipts), alerts)
 
-    return await store.run(work)
+    opened: list[Account] = []
+    result = await store.run(work)
+    known.add(opened)
+    return result
