@@ -4,6 +4,7 @@ each caller still gets its own outcome."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -80,16 +81,18 @@ async def test_a_job_that_ends_the_whole_transaction_sends_the_others_round_agai
 
 async def test_a_caller_that_stopped_waiting_is_skipped(store: SqliteStore) -> None:
     ledger = Ledger(store, ALMATY)
-    release = asyncio.Event()
+    release = threading.Event()
 
     async def slow(session: Session) -> None:
-        await release.wait()
+        # Transactions run on the store's thread: this one holds it until released.
+        release.wait(timeout=10)
 
     first = asyncio.create_task(store.run(slow))
-    await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
     abandoned = asyncio.create_task(ledger.top_up(top_up("nfc:01", 100, "pay-1")))
     await asyncio.sleep(0.05)
     abandoned.cancel()
+    await asyncio.sleep(0.05)  # the cancellation reaches the store's thread
     release.set()
     await first
     with pytest.raises(asyncio.CancelledError):
