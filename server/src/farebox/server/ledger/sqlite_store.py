@@ -1,15 +1,17 @@
 """The SQLite store: one file, zero set-up, the embedded default.
 
-sqlite3 blocks, so the connection lives on one dedicated thread and every statement is
-handed to it; the event loop only awaits. SQLite has one writer anyway, so transactions
-queue for the connection, and those that queued while one was running commit together
-(group commit): each runs in a savepoint of its own, a failing one is rolled back to its
-savepoint alone, and every caller hears back only after the shared COMMIT. A commit costs
-about as much for one batch as for several (its cost is the pages it writes, and batches
-share the hot ones), so under load this multiplies throughput. `BEGIN IMMEDIATE` takes
-the write lock up front so that a transaction never fails half-way on a busy database.
-The file is in WAL mode with synchronous=FULL: a posting that was acknowledged survives
-a power cut.
+sqlite3 blocks, so the connection lives on a thread of its own, which runs an event loop
+of its own: a transaction runs there from BEGIN to COMMIT, its statements executed in
+place, and callers await it from their loop (were each statement handed over from the
+server's loop, the store would wait between statements while that loop decoded uploads).
+SQLite has one writer anyway, so transactions queue for the connection, and those that
+queued while one was running commit together (group commit): each runs in a savepoint of
+its own, a failing one is rolled back to its savepoint alone, and every caller hears back
+only after the shared COMMIT. A commit costs about as much for one batch as for several
+(its cost is the pages it writes, and batches share the hot ones), so under load this
+multiplies throughput. `BEGIN IMMEDIATE` takes the write lock up front so that a
+transaction never fails half-way on a busy database. The file is in WAL mode with
+synchronous=FULL: a posting that was acknowledged survives a power cut.
 """
 
 from __future__ import annotations
