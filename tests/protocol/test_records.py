@@ -79,6 +79,35 @@ def test_tap_outcome_and_reason_must_agree() -> None:
         dataclasses.replace(accepted_tap(), flags=("stale", "clock_drift"))
 
 
+def test_a_fare_fits_in_64_signed_bits() -> None:
+    assert accepted_tap(fare=2**63 - 1).fare == Money(2**63 - 1, "KZT")
+    with pytest.raises(InvalidValueError, match="64 signed bits"):
+        accepted_tap(fare=2**63)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ((), None),
+        (("stale",), None),
+        (("clock_drift", "stale"), None),
+        (("stale", "stale"), "sorted and unique"),
+        (("stale", "clock_drift"), "sorted and unique"),
+        (("Stale",), "short lower-case codes"),
+        (("",), "short lower-case codes"),
+        (("a", 1), "short lower-case codes"),
+    ],
+)
+def test_flags_are_short_codes_sorted_and_unique(
+    flags: tuple[str, ...], message: str | None
+) -> None:
+    if message is None:
+        assert dataclasses.replace(accepted_tap(), flags=flags).flags == flags
+    else:
+        with pytest.raises(InvalidValueError, match=message):
+            dataclasses.replace(accepted_tap(), flags=flags)
+
+
 def test_event_detail_is_validated() -> None:
     with pytest.raises(InvalidValueError):
         Event(EventKind.BOOT, (("b", 1), ("a", 2)))

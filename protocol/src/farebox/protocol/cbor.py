@@ -10,14 +10,16 @@ because no farebox message has them, and accepting them would let two encodings 
 message hash differently. The one exception is `decode_tagged`, for a standard format that
 wraps its content in a tag (a COSE_Sign1 ticket); `parse` reads such formats without the
 deterministic check, and `deterministic` orders a value's maps for encoding under a tag.
+`decode_exact` is a decoder's fast path for bytes in exactly the form its encoder writes:
+it only ever accepts, and leaves every refusal to `decode`.
 """
 
 from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TypeAlias
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeAlias, TypeVar
 
 import cbor2
 
@@ -34,6 +36,7 @@ Value: TypeAlias = (
     | None
 )
 
+T = TypeVar("T")
 _PLAIN = frozenset({bytes, str, bool, type(None)})
 # CBOR's own integers (major types 0 and 1); anything larger needs a bignum tag.
 _INT_MIN, _INT_MAX = -(2**64), 2**64 - 1
@@ -116,6 +119,21 @@ def _in_order(value: object) -> bool:
     return True
 
 
+def key_order(keys: Iterable[str]) -> tuple[str, ...]:
+    """`keys` in the order a deterministic map holds them: by their encoded bytes."""
+    return tuple(sorted(keys, key=_encoded_key))
+
+
+def is_ordered(value: object) -> bool:
+    """True if `value` is made of farebox's types, as plain dicts and lists, with every
+    integer within 64 bits and every map in deterministic key order.
+    """
+    try:
+        return _in_order(value)
+    except _ForeignItemError:
+        return False
+
+
 def deterministic(value: object) -> object:
     """`value` with every map in deterministic key order, ready for `cbor2.dumps`.
 
@@ -172,6 +190,31 @@ def decode(data: bytes, what: str = "message") -> object:
     value = parse(data, what)
     _require_deterministic(value, bytes(data), what)
     return value
+
+
+def decode_exact(data: bytes, build: Callable[[object], T]) -> T | None:
+    """`build(value)` if `data` is the deterministic encoding of `value`, else None.
+
+    A decoder's fast path. `build` takes the decoded value only in exactly the shape its
+    encoder writes, and raises ValueError or LookupError for anything else: every map with
+    its keys in `key_order`, every item of exactly the type cbor2 hands back for valid
+    bytes, every integer within 64 bits (what `is_ordered` checks of a value whose shape is
+    not fixed). Re-encoding such a value as it stands gives `data` back byte for byte
+    exactly when `data` is one deterministic item with nothing after it. None is not a
+    verdict: the caller then decodes with `decode` and its own checks, which say what is
+    wrong.
+    """
+    if type(data) is not bytes:
+        return None
+    try:
+        value = cbor2.loads(data)  # reads one item and ignores what follows it
+    except Exception:  # noqa: BLE001 - `decode` says what is wrong
+        return None
+    try:
+        result = build(value)
+    except (ValueError, LookupError):
+        return None
+    return result if cbor2.dumps(value) == data else None
 
 
 def decode_tagged(data: bytes, tag: int, what: str = "message") -> object:

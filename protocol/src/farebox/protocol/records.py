@@ -9,9 +9,12 @@ exact bytes the device signed over.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
-from typing import Self
+from enum import StrEnum
+from operator import itemgetter
+from typing import Self, TypeVar
 
 from farebox.protocol import cbor
 from farebox.protocol.errors import DecodeError, InvalidValueError
@@ -127,10 +130,115 @@ _LOCATION_KEYS = frozenset({"route", "veh", "stop"})
 _TAP_KEYS = frozenset(
     {"media", "token", "type", "out", "why", "fare", "prod", "cat", "tv", "sv", "flags"}
 )
+_EVENT_KEYS = frozenset({"kind", "detail"})
 
 
 def decode_record(raw: bytes) -> Record:
     """Parse canonical record bytes; anything else raises DecodeError."""
+    record = cbor.decode_exact(raw, _record_as_sent)
+    return _decode_checked(raw) if record is None else record
+
+
+# The fast path: bytes exactly as `encode_record` writes them, which is what validators
+# send. Every map must hold its keys in deterministic order and every item must be of the
+# exact type cbor2 hands back; the values are then built by the same constructors as on
+# the full path, so the same rules validate them. Anything else raises ValueError or
+# KeyError, and the full path says what is wrong. Every integer is kept within 64 bits, as
+# `cbor.decode_exact` requires, by its validator (`seq`, `t`, `tv`, `sv`, the fare), by
+# the version check, or by `cbor.is_ordered` (an event's detail).
+
+_TAP_RECORD_ORDER = cbor.key_order(_RECORD_KEYS["tap"])
+_EVENT_RECORD_ORDER = cbor.key_order(_RECORD_KEYS["evt"])
+_LOCATION_ORDER = cbor.key_order(_LOCATION_KEYS)
+_TAP_ORDER = cbor.key_order(_TAP_KEYS)
+_EVENT_ORDER = cbor.key_order(_EVENT_KEYS)
+_header_items = itemgetter("v", "dev", "seq", "prev", "t", "clk", "loc")
+_location_items = itemgetter("route", "veh", "stop")
+_tap_items = itemgetter(
+    "media", "token", "type", "out", "why", "fare", "prod", "cat", "tv", "sv", "flags"
+)
+E = TypeVar("E", bound=StrEnum)
+
+
+def _members(kind: type[E]) -> dict[str, E]:
+    return {member.value: member for member in kind}
+
+
+_CLOCKS = _members(ClockState)
+_MEDIA = _members(MediaKind)
+_TAP_TYPES = _members(TapType)
+_OUTCOMES = _members(Outcome)
+_REASONS = _members(Reason)
+_EVENT_KINDS = _members(EventKind)
+_OPTIONAL_TEXT = frozenset({str, type(None)})
+# A validator's records repeat their location and their fares: share those immutable
+# values. The caches key on exact types, so a hit was validated with equal input.
+_location = functools.lru_cache(maxsize=4096, typed=True)(Location)
+_money = functools.lru_cache(maxsize=256, typed=True)(Money)
+
+
+def _record_as_sent(value: object) -> Record:
+    """The record in `value`, decoded from bytes as `encode_record` writes them."""
+    if type(value) is not dict:
+        raise ValueError("not a map")
+    keys = tuple(value)
+    if keys == _TAP_RECORD_ORDER:
+        body: Tap | Event = _tap_as_sent(value["tap"])
+    elif keys == _EVENT_RECORD_ORDER:
+        body = _event_as_sent(value["evt"])
+    else:
+        raise ValueError("not a record's keys in order")
+    version, device, seq, prev, time_ms, clock, loc = _header_items(value)
+    if type(version) is not int or version != RECORD_VERSION:
+        raise ValueError("not this record version")
+    if type(clock) is not str:  # a dict lookup alone takes anything equal to a key
+        raise ValueError("not a clock state")
+    if type(loc) is not dict or tuple(loc) != _LOCATION_ORDER:
+        raise ValueError("not a location's keys in order")
+    parts = _location_items(loc)
+    if not _OPTIONAL_TEXT.issuperset(map(type, parts)):  # and the cache hashes them
+        raise ValueError("not a location's text")
+    return Record(device, seq, prev, time_ms, _CLOCKS[clock], _location(*parts), body)
+
+
+def _tap_as_sent(tap: object) -> Tap:
+    if type(tap) is not dict or tuple(tap) != _TAP_ORDER:
+        raise ValueError("not a tap's keys in order")
+    items = _tap_items(tap)
+    media, token, tap_type, outcome, reason, fare, product, category, tv, sv, flags = items
+    if not (type(media) is type(tap_type) is type(outcome) is type(reason) is str):
+        raise ValueError("not a tap's kinds")
+    if fare is not None:
+        if type(fare) is not list:
+            raise ValueError("not a fare")
+        minor, currency = fare  # ValueError unless exactly two items
+        if type(minor) is not int or type(currency) is not str:
+            raise ValueError("not a fare")
+        fare = _money(minor, currency)
+    if type(flags) is not list:
+        raise ValueError("not a list of flags")
+    return Tap(
+        _MEDIA[media], token, _TAP_TYPES[tap_type], _OUTCOMES[outcome], _REASONS[reason], fare,
+        product, category, tv, sv, tuple(flags),
+    )  # fmt: skip
+
+
+def _event_as_sent(evt: object) -> Event:
+    if type(evt) is not dict or tuple(evt) != _EVENT_ORDER:
+        raise ValueError("not an event's keys in order")
+    kind, detail = evt["kind"], evt["detail"]
+    if type(kind) is not str or type(detail) is not dict or not cbor.is_ordered(detail):
+        raise ValueError("not an event's kind and detail")
+    for key in detail:
+        if type(key) is not str:
+            raise ValueError("not an event detail key")
+    return Event(_EVENT_KINDS[kind], tuple(sorted(detail.items())))
+
+
+# The full path: every check, in an order that names what is wrong.
+
+
+def _decode_checked(raw: bytes) -> Record:
     fields = Fields.of(cbor.decode(raw, "record"), "record")
     version = fields.integer("v")
     if version != RECORD_VERSION:
@@ -186,7 +294,7 @@ def _decode_tap(fields: Fields) -> Tap:
 
 
 def _decode_event(fields: Fields) -> Event:
-    evt = fields.nested("evt", {"kind", "detail"})
+    evt = fields.nested("evt", _EVENT_KEYS)
     detail = evt.mapping("detail")
     pairs: list[tuple[str, str | int]] = []
     for key, value in detail.items():
