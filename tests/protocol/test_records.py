@@ -113,6 +113,17 @@ def test_event_detail_is_validated() -> None:
         Event(EventKind.BOOT, (("b", 1), ("a", 2)))
     with pytest.raises(InvalidValueError):
         Event(EventKind.BOOT, (("ok", True),))
+    assert Event(EventKind.BOOT, (("n", -(2**63)), ("p", 2**63 - 1))).detail[1][1] == 2**63 - 1
+    for outside in (2**63, -(2**63) - 1, 2**64 - 1):
+        with pytest.raises(InvalidValueError, match="64 signed bits"):
+            Event(EventKind.BOOT, (("n", outside),))
+
+
+def test_an_event_detail_beyond_64_signed_bits_is_refused_on_the_wire() -> None:
+    wire = record_to_wire(dataclasses.replace(a_record(), body=Event(EventKind.BOOT)))
+    wire["evt"] = {"kind": "boot", "detail": {"n": 2**63}}
+    with pytest.raises(DecodeError, match="64 signed bits"):
+        decode_record(cbor.encode(wire))
 
 
 def wire_with(drop: str | None = None, **changes: cbor.Value) -> bytes:

@@ -197,6 +197,8 @@ class Event:
                 raise InvalidValueError(f"event detail key {key!r} is not a short code")
             if isinstance(value, bool) or not isinstance(value, str | int):
                 raise InvalidValueError(f"event detail {key!r} must be a string or an int")
+            if isinstance(value, int) and not -MAX_SEQ - 1 <= value <= MAX_SEQ:
+                raise InvalidValueError(f"event detail {key!r} must fit in 64 signed bits")
         keys = [key for key, _ in self.detail]
         if keys != sorted(set(keys)):
             raise InvalidValueError("event detail keys must be sorted and unique")
