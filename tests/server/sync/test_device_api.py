@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import sqlite3
 
 import aiohttp
+import asyncpg
+import pytest
 import yarl
 
 from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
@@ -24,6 +27,7 @@ from farebox.protocol.packages import PackageKind, decode_package
 from farebox.protocol.records import EncodedRecord
 from farebox.server.ledger.store import Session
 from farebox.server.sync import devices
+from farebox.server.sync.ingest import store_records
 from tests.server.sync.conftest import CBOR, Device, Server
 from tests.support.records import chain
 
@@ -186,3 +190,23 @@ async def test_enrollment_tokens_never_look_like_command_line_options(server: Se
     tokens = [await server.token(f"bus-{n:03d}") for n in range(64)]
     assert all(token.startswith("fbe_") for token in tokens)
     assert len(set(tokens)) == len(tokens)
+
+
+async def test_the_database_keeps_records_tied_to_devices_it_never_deletes(
+    server: Server, device: Device
+) -> None:
+    """A record of no enrolled device cannot be stored, and a device with records stays."""
+    status, _, _ = await device.request("POST", "/v1/batches", batch(device, chain(device.id, 2)))
+    assert status == 200
+
+    async def orphan(session: Session) -> None:
+        (entry,) = chain(device="bus-999", count=1)
+        await store_records(session, "bus-999", [entry], server.clock())
+
+    async def delete(session: Session) -> None:
+        await session.execute("DELETE FROM devices WHERE id = $1", device.id)
+
+    for refused in (orphan, delete):
+        with pytest.raises((sqlite3.IntegrityError, asyncpg.PostgresError)):
+            await server.store.run(refused)
+    assert await count(server, "SELECT count(*) FROM records") == 2

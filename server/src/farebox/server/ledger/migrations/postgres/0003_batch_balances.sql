@@ -91,3 +91,31 @@ BEGIN
     ON CONFLICT (account, fare_day) DO UPDATE SET dirty = true WHERE NOT fare_days.dirty;
     RETURN NULL;
 END $$;
+
+-- A record names its device. As a foreign key that was checked per row, a query and a lock
+-- of the device row for each of a batch's records: four fifths of the time to store them.
+-- It is now one check per insert statement, and devices, which records name, are revoked
+-- but never deleted. (SQLite checks its foreign key per row at little cost and keeps it.)
+ALTER TABLE records DROP CONSTRAINT records_device_fkey;
+
+CREATE FUNCTION records_devices_exist() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM (SELECT DISTINCT device FROM inserted) n
+               WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = n.device)) THEN
+        RAISE EXCEPTION 'a record names an unknown device'
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER records_devices AFTER INSERT ON records
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT
+    EXECUTE FUNCTION records_devices_exist();
+
+CREATE FUNCTION devices_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'devices are revoked, never deleted: their records name them';
+END $$;
+
+CREATE TRIGGER devices_kept BEFORE DELETE ON devices
+    FOR EACH ROW EXECUTE FUNCTION devices_kept();
