@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import signal
-import sys
 import tomllib
 from pathlib import Path
 from typing import TextIO
@@ -51,16 +50,8 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
-SWITCH_INTERVAL_S = 0.0005
-"""How long a thread waiting for the GIL waits before it asks for it (Python: 5 ms)."""
-
-
 async def serve(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     host, port = args.listen
-    # The SQLite store's thread needs the GIL back after every row it steps. At the default
-    # interval it spent much of its time waiting for the event loop's decoding, and the
-    # ingest of a busy server fell by a third; asyncpg is not affected either way.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     carriers = Carriers(default=env.setting(env.FAREBOX_CARRIER))
     settings = Settings(
         db=ledger.store.url,
