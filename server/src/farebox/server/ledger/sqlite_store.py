@@ -1,17 +1,15 @@
 """The SQLite store: one file, zero set-up, the embedded default.
 
-sqlite3 blocks, so the connection lives on a thread of its own, which runs an event loop
-of its own: a transaction runs there from BEGIN to COMMIT, its statements executed in
-place, and callers await it from their loop (were each statement handed over from the
-server's loop, the store would wait between statements while that loop decoded uploads).
-SQLite has one writer anyway, so transactions queue for the connection, and those that
-queued while one was running commit together (group commit): each runs in a savepoint of
-its own, a failing one is rolled back to its savepoint alone, and every caller hears back
-only after the shared COMMIT. A commit costs about as much for one batch as for several
-(its cost is the pages it writes, and batches share the hot ones), so under load this
-multiplies throughput. `BEGIN IMMEDIATE` takes the write lock up front so that a
-transaction never fails half-way on a busy database. The file is in WAL mode with
-synchronous=FULL: a posting that was acknowledged survives a power cut.
+sqlite3 blocks, so the connection lives on one dedicated thread and every statement is
+handed to it; the event loop only awaits. SQLite has one writer anyway, so transactions
+queue for the connection, and those that queued while one was running commit together
+(group commit): each runs in a savepoint of its own, a failing one is rolled back to its
+savepoint alone, and every caller hears back only after the shared COMMIT. A commit costs
+about as much for one batch as for several (its cost is the pages it writes, and batches
+share the hot ones), so under load this multiplies throughput. `BEGIN IMMEDIATE` takes
+the write lock up front so that a transaction never fails half-way on a busy database.
+The file is in WAL mode with synchronous=FULL: a posting that was acknowledged survives
+a power cut.
 """
 
 from __future__ import annotations
@@ -23,8 +21,8 @@ import functools
 import json
 import re
 import sqlite3
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
@@ -118,20 +116,18 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 class _SqliteSession:
-    """Statements of one transaction, run at once: the session lives on the store's thread."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._connection = connection
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        return self._connection.execute(_numbered(sql), args).fetchall()
+        return await self._store.call(lambda c: c.execute(_numbered(sql), args).fetchall())
 
     async def execute(self, sql: str, *args: object) -> None:
-        self._connection.execute(_numbered(sql), args)
+        await self._store.call(lambda c: c.execute(_numbered(sql), args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         if rows:
-            self._connection.executemany(_numbered(sql), rows)
+            await self._store.call(lambda c: c.executemany(_numbered(sql), rows))
 
     async def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
@@ -143,22 +139,24 @@ class _SqliteSession:
         await self.executemany(_OPEN_ACCOUNT, rows)
 
     async def insert_transfers(self, rows: Sequence[Sequence[object]]) -> list[Row]:
-        connection = self._connection
-        # The transaction holds SQLite's only write lock, so every id above the maximum
-        # seen first belongs to a row inserted here.
-        (before,) = connection.execute("SELECT coalesce(max(id), 0) FROM transfers").fetchone()
-        try:
-            connection.executemany(_INSERT_TRANSFER, rows)
-        except sqlite3.IntegrityError as error:
-            if "FOREIGN KEY" in str(error):
-                raise UnknownAccountError("a transfer names an unknown account") from error
-            raise
-        connection.execute(APPLY_BALANCES, (before,))
-        connection.execute(MARK_FARE_DAYS, (before,))
-        found = connection.execute(
-            "SELECT key, id, posted_ms FROM transfers WHERE id > ?", (before,)
-        )
-        return found.fetchall()
+        def insert(connection: sqlite3.Connection) -> list[Row]:
+            # The transaction holds SQLite's only write lock, so every id above the
+            # maximum seen first belongs to a row inserted here.
+            (before,) = connection.execute("SELECT coalesce(max(id), 0) FROM transfers").fetchone()
+            try:
+                connection.executemany(_INSERT_TRANSFER, rows)
+            except sqlite3.IntegrityError as error:
+                if "FOREIGN KEY" in str(error):
+                    raise UnknownAccountError("a transfer names an unknown account") from error
+                raise
+            connection.execute(APPLY_BALANCES, (before,))
+            connection.execute(MARK_FARE_DAYS, (before,))
+            found = connection.execute(
+                "SELECT key, id, posted_ms FROM transfers WHERE id > ?", (before,)
+            )
+            return found.fetchall()
+
+        return await self._store.call(insert)
 
     async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
         return await self.fetch(_MISMATCHES, json.dumps(account_ids))
@@ -194,15 +192,13 @@ def _answer(outcomes: Sequence[tuple[_Job, object]], *, failed: bool) -> None:
 
 
 class SqliteStore:
-    """A ledger in one SQLite file, on a thread of its own."""
+    """A ledger in one SQLite file, driven from a dedicated thread."""
 
-    def __init__(self, url: str, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    def __init__(self, url: str, executor: ThreadPoolExecutor) -> None:
         self._url = url
-        self._loop = loop
-        self._thread = thread
+        self._executor = executor
         self._connection: sqlite3.Connection | None = None
-        # Used on the store's thread only. The lock gives the writer (or a migration) the
-        # connection to itself.
+        # The lock gives the writer (or a migration) the connection to itself.
         self._lock = asyncio.Lock()
         self._waiting: collections.deque[_Job] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
@@ -216,35 +212,26 @@ class SqliteStore:
         path = url.removeprefix(PREFIX)
         if not path:
             raise StoreError("sqlite:/// needs a file path, e.g. sqlite:///var/lib/farebox.db")
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="farebox-sqlite", daemon=True)
-        thread.start()
-        store = cls(url, loop, thread)
+        store = cls(url, ThreadPoolExecutor(max_workers=1, thread_name_prefix="farebox-sqlite"))
         try:
-            store._connection = await store._in_store(_returning(lambda: _connect(path)))
+            store._connection = await store._on_thread(lambda: _connect(path))
         except sqlite3.Error as error:
-            await store._stop()
+            store._executor.shutdown(wait=False)
             raise StoreError(f"cannot open {url}: {error}") from error
         return store
 
-    async def _in_store(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run `work` on the store's thread and its event loop; await it from this one."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
-
-    def _open_connection(self) -> sqlite3.Connection:
-        if self._connection is None or self._loop.is_closed():
-            raise StoreError("the store is closed")
-        return self._connection
+    async def _on_thread(self, action: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, action)
 
     async def call(self, action: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `action` with the connection on the store's thread, between transactions."""
-        connection = self._open_connection()
-        return await self._in_store(_returning(lambda: action(connection)))
+        """Run `action` with the connection on the store's thread."""
+        connection = self._connection
+        if connection is None:
+            raise StoreError("the store is closed")
+        return await self._on_thread(lambda: action(connection))
 
     async def migrate(self) -> int:
-        connection = self._open_connection()
-
-        def apply() -> int:
+        def apply(connection: sqlite3.Connection) -> int:
             connection.execute("CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER)")
             row = connection.execute("SELECT max(version) FROM ledger_schema").fetchone()
             current = row[0] or 0
@@ -260,98 +247,70 @@ class SqliteStore:
                     )
             return steps[-1].version
 
-        async def locked() -> int:
-            async with self._lock:
-                try:
-                    return apply()
-                except sqlite3.Error as error:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK")
-                    raise MigrationError(f"migration failed: {error}") from error
-
-        return await self._in_store(locked())
+        async with self._lock:
+            try:
+                return await self.call(apply)
+            except sqlite3.Error as error:
+                await self.call(lambda c: c.in_transaction and c.execute("ROLLBACK"))
+                raise MigrationError(f"migration failed: {error}") from error
 
     async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
-        connection = self._open_connection()
-        # A caller that stops waiting cancels its job: a job not started is skipped, a job
-        # already running finishes with its group and its result is dropped.
-        return await self._in_store(self._queue(connection, work))
-
-    async def _queue(
-        self, connection: sqlite3.Connection, work: Callable[[Session], Awaitable[Any]]
-    ) -> Any:
         job: _Job = (work, asyncio.get_running_loop().create_future())
         self._waiting.append(job)
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write(connection))
-        return await job[1]
+            self._writer = asyncio.create_task(self._write())
+        # A caller that stops waiting cancels its future: a job not started is skipped, a
+        # job already running finishes with its group and its result is dropped.
+        return await job[1]  # type: ignore[no-any-return]  # the future of `work`'s result
 
-    async def _write(self, connection: sqlite3.Connection) -> None:
+    async def _write(self) -> None:
         async with self._lock:
             while self._waiting:
                 group = [self._waiting.popleft() for _ in range(min(len(self._waiting), GROUP))]
                 jobs = [job for job in group if not job[1].cancelled()]
                 try:
-                    await self._commit(connection, jobs)
+                    await self._commit(jobs)
                 except BaseException as error:
-                    # BEGIN or COMMIT failed, or the writer is cancelled: nothing of the
-                    # group is committed, and its callers are told so.
+                    # BEGIN or COMMIT failed, or the writer is cancelled (the loop is
+                    # shutting down): nothing of the group is committed, and its callers
+                    # are told so.
                     with contextlib.suppress(Exception):
-                        if connection.in_transaction:
-                            connection.execute("ROLLBACK")
+                        await self.call(lambda c: c.in_transaction and c.execute("ROLLBACK"))
                     _answer([(job, error) for job in jobs], failed=True)
                     if not isinstance(error, Exception):
                         raise
-                # Let the jobs queued meanwhile join the next group.
-                await asyncio.sleep(0)
 
-    async def _commit(self, connection: sqlite3.Connection, jobs: list[_Job]) -> None:
+    async def _commit(self, jobs: list[_Job]) -> None:
         """Run `jobs` in one transaction, each in a savepoint of its own, and commit once."""
-        session = _SqliteSession(connection)
+        session = _SqliteSession(self)
         alone = len(jobs) == 1
         done: list[tuple[_Job, object]] = []
-        connection.execute("BEGIN IMMEDIATE")
+        await self.call(lambda c: c.execute("BEGIN IMMEDIATE"))
         for index, job in enumerate(jobs):
             if not alone:
-                connection.execute("SAVEPOINT job")
+                await self.call(lambda c: c.execute("SAVEPOINT job"))
             try:
                 result = await job[0](session)
             except Exception as error:  # noqa: BLE001 - handed to the job's caller
-                if not connection.in_transaction:
+                if not await self.call(lambda c: c.in_transaction):
                     # SQLite rolled the whole transaction back (a full disk, an I/O error):
                     # the jobs before this one lost their work too and go round again.
                     self._waiting.extendleft(reversed([*(j for j, _ in done), *jobs[index + 1 :]]))
                     _answer([(job, error)], failed=True)
                     return
-                _undo(connection, alone=alone)
+                await self.call(lambda c: _undo(c, alone=alone))
                 _answer([(job, error)], failed=True)
                 continue
             if not alone:
-                connection.execute("RELEASE job")
+                await self.call(lambda c: c.execute("RELEASE job"))
             done.append((job, result))
-        connection.execute("COMMIT")
+        await self.call(lambda c: c.execute("COMMIT"))
         _answer(done, failed=False)
 
     async def close(self) -> None:
-        if self._loop.is_closed():
-            return
-        connection, self._connection = self._connection, None
-
-        async def finish() -> None:
-            if self._writer is not None:
-                await self._writer
-            if connection is not None:
-                connection.close()
-
-        await self._in_store(finish())
-        await self._stop()
-
-    async def _stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        await asyncio.to_thread(self._thread.join)
-        self._loop.close()
-
-
-async def _returning(action: Callable[[], T]) -> T:
-    """`action()` as a coroutine, to be run on the store's event loop."""
-    return action()
+        if self._writer is not None:
+            await self._writer
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._on_thread(connection.close)
+        self._executor.shutdown(wait=True)
