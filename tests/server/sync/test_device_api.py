@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import sqlite3
@@ -23,10 +24,11 @@ from farebox.protocol.messages import (
     decode_message,
     encode_message,
 )
+from farebox.protocol.package_keys import decode_endorsements, trusted_after
 from farebox.protocol.packages import PackageKind, decode_package
 from farebox.protocol.records import EncodedRecord
 from farebox.server.ledger.store import Session
-from farebox.server.sync import devices
+from farebox.server.sync import devices, publishing
 from farebox.server.sync.ingest import store_records
 from tests.server.sync.conftest import CBOR, Device, Server
 from tests.support.records import chain
@@ -210,3 +212,22 @@ async def test_the_database_keeps_records_tied_to_devices_it_never_deletes(
         with pytest.raises((sqlite3.IntegrityError, asyncpg.PostgresError)):
             await server.store.run(refused)
     assert await count(server, "SELECT count(*) FROM records") == 2
+
+
+async def test_rotated_package_keys_reach_an_enrolled_device_through_endorsements(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    bus = Device(server, http)
+    enrollment = await bus.enroll(await server.token("bus-018"))
+    for later in (1, 2):  # keys are told apart by the time they were made
+        at = server.clock() + later
+        await server.store.run(functools.partial(publishing.rotate_key, now_ms=at))
+    status, body, _ = await bus.request("GET", "/v1/package-keys", b"")
+    assert status == 200
+    newest = await server.store.run(lambda session: publishing.signing_key(session, 0))
+    trusted = trusted_after(enrollment.package_keys, decode_endorsements(body))
+    assert (len(trusted), trusted[-1]) == (3, newest.verify_key)
+    stranger = Device(server, http)
+    stranger.id = "bus-999"
+    status, _, _ = await stranger.request("GET", "/v1/package-keys", b"")
+    assert status == 401  # enrolled devices only

@@ -21,6 +21,7 @@ from farebox.protocol.enrollment import (
 from farebox.protocol.errors import DecodeError, SignatureError, StaleRequestError
 from farebox.protocol.heartbeat import decode_heartbeat
 from farebox.protocol.messages import Ack, Batch, decode_message, encode_message
+from farebox.protocol.package_keys import encode_endorsements
 from farebox.protocol.packages import PackageKind, encode_package
 from farebox.server.errors import ServerError
 from farebox.server.http.problems import Handler, classify
@@ -127,6 +128,13 @@ async def packages(request: web.Request) -> web.Response:
     return response
 
 
+async def package_keys(request: web.Request) -> web.Response:
+    """The endorsements by which enrolled devices come to trust rotated package keys."""
+    await authenticate(request, b"")
+    chain = await request.app[STORE].run(publishing.endorsements)
+    return _cbor(encode_endorsements(chain))
+
+
 async def heartbeat(request: web.Request) -> web.Response:
     settings, store = request.app[SETTINGS], request.app[STORE]
     body = await request.read()
@@ -166,4 +174,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/enroll", _counted(enroll))
     app.router.add_post("/v1/batches", _counted(batches))
     app.router.add_get("/v1/packages/{kind}", _counted(packages))
+    app.router.add_get("/v1/package-keys", _counted(package_keys))
     app.router.add_post("/v1/heartbeat", _counted(heartbeat))

@@ -168,6 +168,17 @@ DEVICE_PATHS: Document = {
             parameters=_PACKAGE_PARAMETERS,
         )
     },
+    "/v1/package-keys": {
+        "get": _device(
+            "Fetch the endorsements of rotated package keys, oldest first",
+            {
+                "200": {
+                    "description": "each key endorsed by the package key made before it",
+                    "content": _cbor("list of package-key endorsements"),
+                }
+            },
+        )
+    },
     "/v1/heartbeat": {
         "post": _device(
             "Report versions in force, journal depth, clock offset and reader health",

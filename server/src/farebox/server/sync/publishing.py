@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from farebox.protocol import cbor
 from farebox.protocol.keys import SigningKey, VerifyKey
+from farebox.protocol.package_keys import Endorsement, endorse
 from farebox.protocol.packages import (
     Package,
     PackageKind,
@@ -36,26 +37,44 @@ PUBLISHED_KINDS = frozenset({PackageKind.TARIFF, PackageKind.KEYSET, PackageKind
 DEFAULT_CONFIG: Mapping[str, cbor.Value] = {"in_service": True}
 
 
-async def signing_key(session: Session, now_ms: int) -> SigningKey:
-    """The key that signs new packages: the newest unretired one, made on first use."""
+async def _newest_key(session: Session) -> SigningKey | None:
     rows = await session.fetch(
         "SELECT private_pem FROM package_keys WHERE retired_ms IS NULL "
         "ORDER BY created_ms DESC, key_id LIMIT 1"
     )
-    if rows:
-        return SigningKey.from_pem(bytes(rows[0][0]))
-    return await rotate_key(session, now_ms)
+    return SigningKey.from_pem(bytes(rows[0][0])) if rows else None
+
+
+async def signing_key(session: Session, now_ms: int) -> SigningKey:
+    """The key that signs new packages: the newest unretired one, made on first use."""
+    return await _newest_key(session) or await rotate_key(session, now_ms)
 
 
 async def rotate_key(session: Session, now_ms: int) -> SigningKey:
-    """Make a new package key; it signs from now on, and the older ones stay trusted."""
+    """Make a new package key; it signs from now on, and the older ones stay trusted.
+
+    The key that signed until now endorses it, so that enrolled devices come to trust it
+    (`endorsements`).
+    """
+    previous = await _newest_key(session)
     key = SigningKey.generate()
+    link = None if previous is None else endorse(key.verify_key, previous)
     await session.execute(
-        "INSERT INTO package_keys (key_id, public_key, private_pem, created_ms) "
-        "VALUES ($1, $2, $3, $4)",
+        "INSERT INTO package_keys (key_id, public_key, private_pem, created_ms, endorsed_by,"
+        " endorsement) VALUES ($1, $2, $3, $4, $5, $6)",
         key.key_id, key.verify_key.raw, key.to_pem(), now_ms,
+        None if link is None else link.signer, None if link is None else link.signature,
     )  # fmt: skip
     return key
+
+
+async def endorsements(session: Session) -> list[Endorsement]:
+    """Every package key endorsed by the key before it, in the order they were made."""
+    rows = await session.fetch(
+        "SELECT public_key, endorsed_by, endorsement FROM package_keys"
+        " WHERE endorsement IS NOT NULL ORDER BY created_ms, key_id"
+    )
+    return [Endorsement(VerifyKey(bytes(key)), bytes(by), bytes(sig)) for key, by, sig in rows]
 
 
 async def trusted_keys(session: Session) -> list[VerifyKey]:
