@@ -39,13 +39,14 @@ def test_forged_and_foreign_endorsements_add_nothing() -> None:
 
 def test_malformed_endorsements_are_refused() -> None:
     link = endorse(SECOND.verify_key, FIRST)
-    good = {"key": link.key.raw, "kid": link.signer, "sig": link.signature}
-    for wire in (
+    good: dict[str, cbor.Value] = {"key": link.key.raw, "kid": link.signer, "sig": link.signature}
+    wires: list[cbor.Value] = [
         {"v": 2, "links": [good]},
         {"v": 1},
         {"v": 1, "links": [{**good, "kid": b"short"}]},
         {"v": 1, "links": [{**good, "key": bytes(31)}]},
         {"v": 1, "links": [{**good, "extra": 1}]},
-    ):
+    ]
+    for wire in wires:
         with pytest.raises(DecodeError):
             decode_endorsements(cbor.encode(wire))
