@@ -32,6 +32,7 @@ from farebox.protocol.errors import DecodeError, SignatureError, StaleRequestErr
 from farebox.protocol.heartbeat import Heartbeat, decode_heartbeat
 from farebox.protocol.keys import SigningKey, VerifyKey
 from farebox.protocol.messages import Ack, Batch, decode_message, encode_message
+from farebox.protocol.package_keys import Endorsement, encode_endorsements
 from farebox.protocol.packages import Package, PackageKind, encode_package, sign_package
 from farebox.protocol.session import Accepted, answer, judge
 
@@ -83,6 +84,7 @@ class SyncServer:
     nonces: set[bytes] = field(default_factory=set)
     skew_ms: int = 0
     hold: asyncio.Event | None = None  # if set, batch answers wait for it (after storing)
+    endorsements: list[Endorsement] = field(default_factory=list)
     config: Package = field(default_factory=lambda: whole_package(
         PackageKind.CONFIG, 1, cbor.encode({"in_service": True})))  # fmt: skip
 
@@ -103,6 +105,7 @@ class SyncServer:
         app.router.add_post("/v1/enroll", self._enroll)
         app.router.add_post("/v1/batches", self._batches)
         app.router.add_get("/v1/packages/{kind}", self._package)
+        app.router.add_get("/v1/package-keys", self._package_keys)
         app.router.add_post("/v1/heartbeat", self._heartbeat)
         return app
 
@@ -202,6 +205,13 @@ class SyncServer:
         full = [p for p in published if p.version == latest and p.base_version is None]
         chosen = (delta or full)[-1]
         return web.Response(body=encode_package(chosen), content_type="application/cbor")
+
+    async def _package_keys(self, request: web.Request) -> web.Response:
+        who = await self._authenticate(request, b"")
+        if isinstance(who, web.Response):
+            return who
+        body = encode_endorsements(self.endorsements)
+        return web.Response(body=body, content_type="application/cbor")
 
     async def _heartbeat(self, request: web.Request) -> web.Response:
         body = await request.read()

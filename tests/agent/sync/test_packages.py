@@ -5,8 +5,12 @@ and the heartbeat that reports the versions."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
+from farebox.agent.sync.enrollment import read_enrollment
 from farebox.agent.sync.report import read_sync_report
+from farebox.protocol.keys import SigningKey
+from farebox.protocol.package_keys import endorse
 from farebox.protocol.packages import Package, PackageKind, sign_package
 from farebox.protocol.stoplist import StoplistChange, StoplistChecksum, encode_stoplist_change
 from farebox.protocol.tariffs.wire import encode_tariff
@@ -90,3 +94,28 @@ async def test_a_checksum_mismatch_fetches_a_full_snapshot(
         "/v1/packages/stoplist?have=1"
     )
     assert "nfc:02" in validator.store.caches.stoplist
+
+
+async def test_a_package_signed_by_a_rotated_key_is_applied_once_its_key_is_endorsed(
+    server: SyncServer, validator: Validator
+) -> None:
+    rotated, stranger = SigningKey.generate(), SigningKey.generate()
+    payload = encode_tariff(city_tariff())
+
+    def tariff(version: int, key: SigningKey) -> Package:
+        checksum = hashlib.sha256(payload).digest()
+        return sign_package(PackageKind.TARIFF, version, None, checksum, payload, key)
+
+    # Vouched for only by a key the device does not trust: refused, nothing learned.
+    server.endorsements.append(endorse(rotated.verify_key, stranger))
+    server.publish(tariff(3, rotated))
+    validator.start()
+    await until(lambda: len(package_requests(server, "tariff")) >= 2)
+    assert versions(validator)["tariff"] == 0
+    # The key that signed until now vouches for it: learned, kept, and the tariff applied.
+    server.endorsements.append(endorse(rotated.verify_key, PACKAGE_KEY))
+    await until(lambda: versions(validator)["tariff"] == 3)
+    await validator.halt()
+    enrolled = read_enrollment(validator.directory)
+    assert enrolled is not None
+    assert enrolled.package_keys == (PACKAGE_KEY.verify_key, rotated.verify_key)

@@ -111,15 +111,10 @@ async def device_revoke(args: argparse.Namespace, ledger: Ledger, out: TextIO) -
 async def rotate_package_key(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     now = wall_clock_ms()
     key = await ledger.store.run(lambda session: publishing.rotate_key(session, now))
-    enrolled = [d for d in await ledger.store.run(devices.devices) if not d.revoked]
-    out.write(f"package key {key.key_id.hex()} signs from now on\n")
-    if enrolled:
-        # Devices learn the package keys when they enroll; nothing hands them a new one yet.
-        out.write(
-            f"warning: the {len(enrolled)} device(s) enrolled so far trust only the older keys:"
-            " they keep the tariff, stoplist and config they hold until re-enrolled"
-            " (farebox-agent enroll)\n"
-        )
+    out.write(
+        f"package key {key.key_id.hex()} signs from now on; enrolled devices learn it from"
+        " the previous key's endorsement when they next fetch packages\n"
+    )
     return 0
 
 

@@ -2,10 +2,13 @@
 
 `GET /v1/packages/{kind}?have=N` answers 304 when N is the latest, 404 when nothing is
 published, else a signed package: a delta from N where the kind has deltas (stoplist),
-or the whole state. `Store.apply_package` verifies the signature against the package keys
-from enrollment, applies the package in one transaction and checks the resulting state's
-checksum; on any failure the old state stays in force. A delta that does not fit (another
-base, a checksum mismatch) is answered by asking again with `have=0`, for a full package.
+or the whole state. `Store.apply_package` verifies the signature against the trusted
+package keys, applies the package in one transaction and checks the resulting state's
+checksum; on any failure the old state stays in force. A package signed by a key the
+device does not know (the server rotated its key) sends it for the server's endorsements
+(`GET /v1/package-keys`) first: it trusts each new key a key it trusts has endorsed. A
+delta that does not fit (another base, a checksum mismatch) is answered by asking again
+with `have=0`, for a full package.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from farebox.agent.errors import (
 )
 from farebox.agent.store.state import Store
 from farebox.agent.sync.context import SyncContext
+from farebox.agent.sync.enrollment import PackageKeys
 from farebox.protocol.errors import ProtocolError
-from farebox.protocol.keys import VerifyKey
+from farebox.protocol.package_keys import decode_endorsements
 from farebox.protocol.packages import Package, PackageKind, decode_package
 
 log = logging.getLogger(__name__)
@@ -34,9 +38,9 @@ KINDS = (PackageKind.CONFIG, PackageKind.TARIFF, PackageKind.STOPLIST, PackageKi
 class DownloadLoop:
     """Polls for packages every `package_poll_s` until the sync stops."""
 
-    def __init__(self, context: SyncContext, trusted: tuple[VerifyKey, ...]) -> None:
+    def __init__(self, context: SyncContext, keys: PackageKeys) -> None:
         self.context = context
-        self.trusted = trusted
+        self.keys = keys
 
     async def run(self) -> None:
         context = self.context
@@ -83,13 +87,28 @@ class DownloadLoop:
             raise CacheError(f"{kind} package does not decode: {error}") from None
 
     async def apply(self, package: Package) -> None:
+        if not self.keys.knows(package.key_id):
+            await self.learn_keys()
         # Verified and merged on a worker thread, written on the store thread: a
         # million-token snapshot never holds up a tap for the seconds it takes to merge.
         context = self.context
-        store, now = context.store, context.clock()
-        prepared = await asyncio.to_thread(store.prepare_package, package, self.trusted, now)
+        store, now, trusted = context.store, context.clock(), self.keys.trusted
+        prepared = await asyncio.to_thread(store.prepare_package, package, trusted, now)
         await context.on_store(store.commit_package, prepared, now)
         log.info("applied %s package %d", package.kind, package.version)
+
+    async def learn_keys(self) -> None:
+        """Fetch the server's package-key endorsements and trust the keys they vouch for."""
+        path = "/v1/package-keys"
+        answer = await self.context.call(partial(self.context.client.request, "GET", path))
+        if answer.status != 200:
+            raise ServerRejectedError(f"GET {path} answered {answer.status}")
+        try:
+            chain = decode_endorsements(answer.body)
+        except ProtocolError as error:
+            raise CacheError(f"package-key endorsements do not decode: {error}") from None
+        for key in await asyncio.to_thread(self.keys.learn, chain):
+            log.warning("now trusting package key %s, endorsed by a trusted one", key.key_id.hex())
 
 
 def _version(store: Store, kind: PackageKind) -> int:

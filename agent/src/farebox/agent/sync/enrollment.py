@@ -1,13 +1,16 @@
 """What a device keeps from its enrollment, in `enrollment.cbor` beside its key.
 
-The file is written once, atomically (a temporary file, fsync, rename, fsync of the
-directory), so a power cut during enrollment leaves either no enrollment or a whole one.
+The file is written at enrollment, and again when the device comes to trust a rotated
+package key; always atomically (a temporary file, fsync, rename, fsync of the directory),
+so a power cut leaves either the old file or the whole new one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from farebox.protocol import cbor
 from farebox.protocol.enrollment import DeviceKind
 from farebox.protocol.errors import InvalidValueError, ProtocolError
 from farebox.protocol.keys import VerifyKey
+from farebox.protocol.package_keys import Endorsement, trusted_after
 from farebox.protocol.records import check_device_id
 from farebox.protocol.wire import Fields
 
@@ -98,3 +102,32 @@ def read_enrollment(directory: Path) -> EnrolledDevice | None:
         )
     except ProtocolError as error:
         raise StoreError(f"{path} is damaged: {error}") from None
+
+
+class PackageKeys:
+    """The package keys this device trusts: those from enrollment and those endorsed since.
+
+    A key learned from the server's endorsements (`farebox.protocol.package_keys`) is kept
+    in the enrollment file, so that the device still trusts it after a restart.
+    """
+
+    def __init__(self, directory: Path, enrolled: EnrolledDevice) -> None:
+        self._directory = directory
+        self._enrolled = enrolled
+
+    @property
+    def trusted(self) -> tuple[VerifyKey, ...]:
+        return self._enrolled.package_keys
+
+    def knows(self, key_id: bytes) -> bool:
+        return any(key.key_id == key_id for key in self.trusted)
+
+    def learn(self, chain: Iterable[Endorsement]) -> tuple[VerifyKey, ...]:
+        """Trust the keys `chain` endorses, link by link; return those new to this device."""
+        before = self.trusted
+        new = tuple(key for key in trusted_after(before, chain) if key not in before)
+        if new:
+            enrolled = dataclasses.replace(self._enrolled, package_keys=before + new)
+            write_enrollment(self._directory, enrolled)
+            self._enrolled = enrolled
+        return new

@@ -24,7 +24,7 @@ from farebox.agent.store.state import Store
 from farebox.agent.sync.client import DeviceClient
 from farebox.agent.sync.context import OnStore, SyncContext
 from farebox.agent.sync.download import DownloadLoop
-from farebox.agent.sync.enrollment import EnrolledDevice
+from farebox.agent.sync.enrollment import EnrolledDevice, PackageKeys
 from farebox.agent.sync.heartbeat import HeartbeatLoop
 from farebox.agent.sync.report import Reporter
 from farebox.agent.sync.settings import SyncConfig
@@ -101,7 +101,7 @@ class SyncService:
             )
             loops = (
                 UploadLoop(context, self.key).run,
-                DownloadLoop(context, self.enrolled.package_keys).run,
+                DownloadLoop(context, PackageKeys(self.directory, self.enrolled)).run,
                 HeartbeatLoop(context, self.directory, self.readers).run,
             )
             log.info("sync with %s started", self.server)
