@@ -23,6 +23,7 @@ from typing import IO
 
 import pytest
 
+from farebox.agent.sync.enrollment import read_enrollment
 from farebox.server.cli import main as server_cli
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 CITY = ROOT / "packaging" / "tariffs" / "city-kzt.toml"
 DEADLINE_S = 60
+RETAP_S = 1
+"""The validators' re-tap window: a card shown again within it gets the same answer."""
 
 
 def server(*argv: str) -> str:
@@ -74,7 +77,7 @@ directory = "{state}"
 [fares]
 nfc_media = "card"
 [policy]
-retap_window_s = 1
+retap_window_s = {retap_s}
 [feedback]
 kind = "console"
 [sync]
@@ -133,7 +136,7 @@ def test_taps_reach_the_ledger_once_and_the_stoplist_reaches_the_validator(
     server("tariff", "publish", "--db", db, "--tariff", str(CITY))
     token = server("enroll-token", "--db", db, "--name", "bus-017", "--kind", "bus").strip()
     config = tmp_path / "agent.toml"
-    config.write_text(AGENT_CONFIG.format(state=tmp_path / "agent"))
+    config.write_text(AGENT_CONFIG.format(state=tmp_path / "agent", retap_s=RETAP_S))
 
     with running(
         [sys.executable, "-m", "farebox.server.cli", "run", "--listen", "127.0.0.1:0"], env
@@ -180,13 +183,31 @@ def test_taps_reach_the_ledger_once_and_the_stoplist_reaches_the_validator(
             owing = riders[0]
             assert stoplisted(owing)
             assert tap(agent, owing).startswith("DENY reason=stoplisted")
-            seen = version(status(config, env), "stoplist")
             server("account", "topup", "--db", db, f"nfc:{owing}", "500", "--channel", "kiosk",
                    "--ref", "K-1")  # fmt: skip
+            # Waiting for the server's own version: any newer one may predate the top-up.
+            lifted_in = int(server("stoplist", "version", "--db", db).split()[1])
             wait_for(
-                "the top-up's stoplist", lambda: version(status(config, env), "stoplist") > seen
+                "the top-up's stoplist",
+                lambda: version(status(config, env), "stoplist") >= lifted_in,
             )
+            time.sleep(RETAP_S)  # a tap within the re-tap window repeats the earlier denial
             assert tap(agent, owing).startswith("ACCEPT")
+
+            # The server rotates its package key: the validator learns the new key from the
+            # old one's endorsement, and the next stoplist, signed by the new key, lands.
+            server("package-key", "rotate", "--db", db)
+            stolen = "04ffee0011aa33"
+            blocked = server("card", "block", "--db", db, f"nfc:{stolen}", "--reason", "stolen")
+            listed_in = int(blocked.rsplit("stoplist version ", 1)[1].split()[0])
+            wait_for(
+                "a stoplist signed by the rotated key",
+                lambda: version(status(config, env), "stoplist") >= listed_in,
+            )
+            assert tap(agent, stolen).startswith("DENY reason=stoplisted")
+            learned = read_enrollment(tmp_path / "agent")
+            assert learned is not None
+            assert len(learned.package_keys) == 2
 
         # Every accepted tap is posted once, whatever was resent on the way.
         for rider in riders[1:]:
@@ -210,7 +231,7 @@ def test_a_server_killed_mid_upload_and_restarted_loses_and_doubles_nothing(
     server("tariff", "publish", "--db", db, "--tariff", str(CITY))
     token = server("enroll-token", "--db", db, "--name", "bus-017", "--kind", "bus").strip()
     config = tmp_path / "agent.toml"
-    config.write_text(AGENT_CONFIG.format(state=tmp_path / "agent"))
+    config.write_text(AGENT_CONFIG.format(state=tmp_path / "agent", retap_s=RETAP_S))
     listen = f"127.0.0.1:{free_port()}"
     serve = [sys.executable, "-m", "farebox.server.cli", "run", "--listen", listen]
     riders = [f"04c0ffee{n:06x}" for n in range(40)]
