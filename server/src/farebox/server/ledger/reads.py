@@ -18,13 +18,6 @@ _ENTRY = (
 )
 # A transfer moves posted balances when it is posted at once or posts a pending one.
 MOVES = "phase IN ('single', 'post')"
-# What changes a rider's fare day, and so its settlement: a fare it paid, or the reversal
-# of one; with the rider it names (RIDER_OF_CHANGE) and the day (fare_day).
-DAY_CHANGE = (
-    f"((kind = 'fare' AND {MOVES} AND substr(debit, 1, 6) = 'rider:')"
-    " OR (kind = 'reversal' AND substr(credit, 1, 6) = 'rider:'))"
-)
-RIDER_OF_CHANGE = "CASE kind WHEN 'reversal' THEN credit ELSE debit END"
 
 
 def entry_from_row(row: Row) -> Entry:

@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 
 from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
 from farebox.server.ledger.migrations import migrations
-from farebox.server.ledger.reads import DAY_CHANGE, RIDER_OF_CHANGE
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
     MISMATCH_COLUMNS,
@@ -36,6 +35,7 @@ from farebox.server.ledger.store import (
     Row,
     Session,
 )
+from farebox.server.ledger.writes import marking_fare_days
 
 T = TypeVar("T")
 PREFIX = "sqlite:///"
@@ -84,13 +84,9 @@ WHERE accounts.id = m.account AND accounts.currency = m.currency
 # A rider's fare or fare reversal among them into a closed fare day changes what that
 # day's settlement saw: the day is marked again (days still open are marked when they
 # close, see writes.close_fare_days).
-MARK_FARE_DAYS = f"""
-INSERT INTO fare_days (account, fare_day)
-SELECT {RIDER_OF_CHANGE}, fare_day FROM transfers
-WHERE id > ?1 AND fare_day <= (SELECT closed_through FROM fare_day_close) AND {DAY_CHANGE}
-GROUP BY 1, 2
-ON CONFLICT (account, fare_day) DO UPDATE SET dirty = 1 WHERE NOT fare_days.dirty
-"""  # noqa: S608 (fixed text)
+MARK_FARE_DAYS = marking_fare_days(
+    "id > ?1 AND fare_day <= (SELECT closed_through FROM fare_day_close)"
+)
 
 _MISMATCHES = (
     f"{MISMATCH_COLUMNS} FROM accounts"  # noqa: S608 (fixed text)

@@ -18,13 +18,7 @@ from farebox.server.errors import (
     TransferStateError,
 )
 from farebox.server.ledger.accounts import Account, token_of
-from farebox.server.ledger.reads import (
-    DAY_CHANGE,
-    DAY_EVENTS,
-    RIDER_OF_CHANGE,
-    account_state,
-    transfer,
-)
+from farebox.server.ledger.reads import DAY_EVENTS, MOVES, account_state, transfer
 from farebox.server.ledger.settlement import DayState
 from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan, plan_changes
 from farebox.server.ledger.store import Row, Session
@@ -222,13 +216,21 @@ async def claim_settlement(session: Session, state: DayState, now_ms: int) -> bo
     return bool(rows)
 
 
-_MARK_CLOSED = f"""
+def marking_fare_days(transfers: str) -> str:
+    """The statement that marks for settlement the rider days that `transfers` (a condition
+    on `transfers` rows) change: a rider's fare, or the reversal of one."""
+    return f"""
 INSERT INTO fare_days (account, fare_day)
-SELECT {RIDER_OF_CHANGE}, fare_day FROM transfers
-WHERE fare_day > $1 AND fare_day <= $2 AND {DAY_CHANGE}
+SELECT CASE kind WHEN 'reversal' THEN credit ELSE debit END, fare_day FROM transfers
+WHERE ({transfers}) AND (
+    (kind = 'fare' AND {MOVES} AND substr(debit, 1, 6) = 'rider:')
+    OR (kind = 'reversal' AND substr(credit, 1, 6) = 'rider:'))
 GROUP BY 1, 2 ORDER BY 1, 2
 ON CONFLICT (account, fare_day) DO UPDATE SET dirty = true WHERE NOT fare_days.dirty
 """  # noqa: S608 (fixed text)
+
+
+_MARK_CLOSED = marking_fare_days("fare_day > $1 AND fare_day <= $2")
 
 
 async def close_fare_days(session: Session, last: date) -> None:
