@@ -190,7 +190,8 @@ async def _write(session: Session, device: str, part: Sequence[EncodedRecord]) -
     await store_records(session, device, part, START_MS)
     taps = fare_taps(part, Carriers())
     transfers = [fare_transfer(tap, POLICY) for tap in taps]
-    await writes.post_transfers(session, transfers, fare_accounts(taps, CREDIT), START_MS)
+    posting = writes.Posting.of(transfers, fare_accounts(taps, CREDIT), START_MS)
+    await writes.post_transfers(session, posting)
 
 
 async def measure(

@@ -4,6 +4,7 @@ each caller still gets its own outcome."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -80,10 +81,10 @@ async def test_a_job_that_ends_the_whole_transaction_sends_the_others_round_agai
 
 async def test_a_caller_that_stopped_waiting_is_skipped(store: SqliteStore) -> None:
     ledger = Ledger(store, ALMATY)
-    release = asyncio.Event()
+    release = threading.Event()
 
     async def slow(session: Session) -> None:
-        await release.wait()
+        release.wait(timeout=10)  # holds the store's thread, as a long statement would
 
     first = asyncio.create_task(store.run(slow))
     await asyncio.sleep(0)
@@ -104,3 +105,23 @@ async def test_a_closed_store_refuses_work_instead_of_hanging(tmp_path: Path) ->
     ledger = Ledger(store, ALMATY)
     with pytest.raises(StoreError, match="closed"):
         await asyncio.wait_for(ledger.top_up(top_up("nfc:01", 100, "pay-1")), timeout=5)
+
+
+async def test_a_job_that_waits_for_anything_but_its_session_is_refused(
+    store: SqliteStore,
+) -> None:
+    """A job runs start to end on the store's thread: it cannot wait for the event loop,
+    and what it wrote before it tried is undone."""
+    ledger = Ledger(store, ALMATY)
+    await ledger.top_up(top_up("nfc:01", 100, "pay-1"))
+
+    async def waits_for_the_loop(session: Session) -> None:
+        await session.execute("UPDATE accounts SET credit_limit = 500 WHERE kind = 'rider'")
+        await asyncio.sleep(0)
+
+    with pytest.raises(StoreError, match="awaited something other than its session"):
+        await store.run(waits_for_the_loop)
+    limits = await store.call(lambda c: c.execute("SELECT credit_limit FROM accounts").fetchall())
+    assert {limit for (limit,) in limits} == {0}
+    await ledger.top_up(top_up("nfc:01", 100, "pay-2"))
+    assert await ledger.violations() == []

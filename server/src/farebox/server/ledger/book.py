@@ -68,10 +68,12 @@ def _settlement(
 ) -> Callable[[Session], Awaitable[tuple[Receipt, ...] | None]]:
     """Claim the next revision of a day and post its adjustments; None if another server won."""
 
+    posting = writes.Posting.of(adjustments, (), now_ms)
+
     async def work(session: Session) -> tuple[Receipt, ...] | None:
         if not await writes.claim_settlement(session, state, now_ms):
             return None
-        return await writes.post_transfers(session, adjustments, (), now_ms)
+        return await writes.post_transfers(session, posting)
 
     return work
 
@@ -104,11 +106,11 @@ class Ledger:
         self, transfers: Sequence[Transfer], accounts: Sequence[Account] = ()
     ) -> tuple[Receipt, ...]:
         """Post transfers in one transaction, opening `accounts` first if they are missing."""
-        now = self._clock()
         missing = [account for account in accounts if account.id not in self.known]
+        posting = writes.Posting.of(transfers, missing, self._clock())
 
         async def work(session: Session) -> tuple[Receipt, ...]:
-            return await writes.post_transfers(session, transfers, missing, now)
+            return await writes.post_transfers(session, posting)
 
         receipts = await self.store.run(work)
         self.known.add(missing)

@@ -1,22 +1,23 @@
 """The SQLite store: one file, zero set-up, the embedded default.
 
-sqlite3 blocks, so the connection lives on one dedicated thread and every statement is
-handed to it; the event loop only awaits. SQLite has one writer anyway, so transactions
-queue for the connection, and those that queued while one was running commit together
-(group commit): each runs in a savepoint of its own, a failing one is rolled back to its
-savepoint alone, and every caller hears back only after the shared COMMIT. A commit costs
-about as much for one batch as for several (its cost is the pages it writes, and batches
-share the hot ones), so under load this multiplies throughput. `BEGIN IMMEDIATE` takes
-the write lock up front so that a transaction never fails half-way on a busy database.
-The file is in WAL mode with synchronous=FULL: a posting that was acknowledged survives
-a power cut.
+sqlite3 blocks, so the connection lives on one dedicated thread, and whole transactions
+run there, jobs and all: a job awaits only its session, whose statements run at once on
+that thread, so a transaction needs no round trip to the event loop between statements
+(a round trip waited for whatever Python the loop was running). SQLite has one writer
+anyway, so transactions queue for the connection, and those that queued while one was
+running commit together (group commit): each runs in a savepoint of its own, a failing
+one is rolled back to its savepoint alone, and every caller hears back only after the
+shared COMMIT. A commit costs about as much for one batch as for several (its cost is the
+pages it writes, and batches share the hot ones), so under load this multiplies
+throughput. `BEGIN IMMEDIATE` takes the write lock up front so that a transaction never
+fails half-way on a busy database. The file is in WAL mode with synchronous=FULL: a
+posting that was acknowledged survives a power cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import json
 import re
@@ -42,14 +43,9 @@ PREFIX = "sqlite:///"
 GROUP = 32
 """At most this many waiting transactions share one commit."""
 
-_INSERT_TRANSFER = (
-    f"INSERT INTO transfers ({', '.join(TRANSFER_COLUMNS)}) "  # noqa: S608 (fixed names)
-    f"VALUES ({', '.join('?' for _ in TRANSFER_COLUMNS)}) ON CONFLICT DO NOTHING"
-)
-_OPEN_ACCOUNT = (
-    f"INSERT INTO accounts ({', '.join(ACCOUNT_COLUMNS)}) "  # noqa: S608 (fixed names)
-    f"VALUES ({', '.join('?' for _ in ACCOUNT_COLUMNS)}) ON CONFLICT DO NOTHING"
-)
+CHUNK = 256
+"""At most this many rows go into one INSERT statement (256 x 18 columns is well below
+SQLite's 32,766 parameters)."""
 
 # The summed moves of the transfers above id ?1 (those one insert made), applied to their
 # accounts in one statement: posted amounts, and the holds that pending transfers take
@@ -83,9 +79,10 @@ WHERE accounts.id = m.account AND accounts.currency = m.currency
 """
 # A rider's fare or fare reversal among them into a closed fare day changes what that
 # day's settlement saw: the day is marked again (days still open are marked when they
-# close, see writes.close_fare_days).
+# close, see writes.close_fare_days). The unary + keeps SQLite off the fare_day index:
+# through it, every posting would read the whole history of the closed days.
 MARK_FARE_DAYS = marking_fare_days(
-    "id > ?1 AND fare_day <= (SELECT closed_through FROM fare_day_close)"
+    "id > ?1 AND +fare_day <= (SELECT closed_through FROM fare_day_close)"
 )
 
 _MISMATCHES = (
@@ -100,6 +97,39 @@ def _numbered(sql: str) -> str:
     return re.sub(r"\$(\d+)", r"?\1", sql)
 
 
+@functools.lru_cache(maxsize=64)
+def _inserting(table: str, columns: tuple[str, ...], count: int, *, skip_conflicts: bool) -> str:
+    """One INSERT of `count` rows of `columns` into `table`."""
+    row = f"({', '.join('?' for _ in columns)})"
+    tail = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)}{tail}"  # noqa: S608 (names fixed in code)
+
+
+def _insert(
+    connection: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[object]],
+    *,
+    skip_conflicts: bool = False,
+) -> None:
+    """Insert `rows` with a few many-row statements rather than one statement per row.
+
+    sqlite3 lets go of the GIL around every statement step and must take it back after
+    each; while the event loop's thread runs Python, each take waits up to the switch
+    interval (5 ms). One statement per row made a 1000-row insert wait for the GIL a
+    thousand times; chunks of 256, 128, ... rows wait a few times, and their statements
+    stay in the connection's cache (one per power of two).
+    """
+    done = 0
+    while done < len(rows):
+        count = min(CHUNK, 1 << (len(rows) - done).bit_length() - 1)
+        chunk = rows[done : done + count]
+        sql = _inserting(table, columns, count, skip_conflicts=skip_conflicts)
+        connection.execute(sql, [value for row in chunk for value in row])
+        done += count
+
+
 def _connect(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
     connection.execute("PRAGMA journal_mode = WAL")
@@ -112,47 +142,46 @@ def _connect(path: str) -> sqlite3.Connection:
 
 
 class _SqliteSession:
-    def __init__(self, store: SqliteStore) -> None:
-        self._store = store
+    """Statements of the transaction the store's thread has open. Its coroutines never
+    suspend: each runs its statement there and then (see `_to_end`)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
 
     async def fetch(self, sql: str, *args: object) -> list[Row]:
-        return await self._store.call(lambda c: c.execute(_numbered(sql), args).fetchall())
+        return self._connection.execute(_numbered(sql), args).fetchall()
 
     async def execute(self, sql: str, *args: object) -> None:
-        await self._store.call(lambda c: c.execute(_numbered(sql), args))
+        self._connection.execute(_numbered(sql), args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        if rows:
-            await self._store.call(lambda c: c.executemany(_numbered(sql), rows))
+        self._connection.executemany(_numbered(sql), rows)
 
     async def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
     ) -> None:
-        names, slots = ", ".join(columns), ", ".join("?" for _ in columns)
-        await self.executemany(f"INSERT INTO {table} ({names}) VALUES ({slots})", rows)  # noqa: S608 (names fixed in code)
+        _insert(self._connection, table, tuple(columns), rows)
 
     async def open_accounts(self, rows: Sequence[Sequence[object]]) -> None:
-        await self.executemany(_OPEN_ACCOUNT, rows)
+        _insert(self._connection, "accounts", ACCOUNT_COLUMNS, rows, skip_conflicts=True)
 
     async def insert_transfers(self, rows: Sequence[Sequence[object]]) -> list[Row]:
-        def insert(connection: sqlite3.Connection) -> list[Row]:
-            # The transaction holds SQLite's only write lock, so every id above the
-            # maximum seen first belongs to a row inserted here.
-            (before,) = connection.execute("SELECT coalesce(max(id), 0) FROM transfers").fetchone()
-            try:
-                connection.executemany(_INSERT_TRANSFER, rows)
-            except sqlite3.IntegrityError as error:
-                if "FOREIGN KEY" in str(error):
-                    raise UnknownAccountError("a transfer names an unknown account") from error
-                raise
-            connection.execute(APPLY_BALANCES, (before,))
-            connection.execute(MARK_FARE_DAYS, (before,))
-            found = connection.execute(
-                "SELECT key, id, posted_ms FROM transfers WHERE id > ?", (before,)
-            )
-            return found.fetchall()
-
-        return await self._store.call(insert)
+        connection = self._connection
+        # The transaction holds SQLite's only write lock, so every id above the maximum
+        # seen first belongs to a row inserted here.
+        (before,) = connection.execute("SELECT coalesce(max(id), 0) FROM transfers").fetchone()
+        try:
+            _insert(connection, "transfers", TRANSFER_COLUMNS, rows, skip_conflicts=True)
+        except sqlite3.IntegrityError as error:
+            if "FOREIGN KEY" in str(error):
+                raise UnknownAccountError("a transfer names an unknown account") from error
+            raise
+        connection.execute(APPLY_BALANCES, (before,))
+        connection.execute(MARK_FARE_DAYS, (before,))
+        found = connection.execute(
+            "SELECT key, id, posted_ms FROM transfers WHERE id > ?", (before,)
+        )
+        return found.fetchall()
 
     async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
         return await self.fetch(_MISMATCHES, json.dumps(account_ids))
@@ -162,21 +191,79 @@ class _SqliteSession:
         return head
 
 
+def _to_end(work: Awaitable[T]) -> T:
+    """Run a job's coroutine to its end at once, on the calling thread.
+
+    A job awaits only its session, whose coroutines never suspend, so it ends on the first
+    step; one that waits for anything else is a programming error and is refused.
+    """
+    steps = work.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as end:
+        return end.value  # type: ignore[no-any-return]  # the coroutine's own result
+    steps.close()
+    raise StoreError("a job on the SQLite store awaited something other than its session")
+
+
 _Job = tuple[Callable[[Session], Awaitable[Any]], "asyncio.Future[Any]"]
+_Outcome = tuple[_Job, object, bool]
+"""A job, and its result, or the error it failed with (True)."""
 
 
-def _undo(connection: sqlite3.Connection, *, alone: bool) -> None:
-    """Undo a failed job: its whole transaction if it is alone, else its savepoint."""
-    if alone:
-        connection.execute("ROLLBACK")
-    else:
-        connection.execute("ROLLBACK TO job")
-        connection.execute("RELEASE job")
+def _commit(
+    connection: sqlite3.Connection, jobs: Sequence[_Job]
+) -> tuple[list[_Outcome], list[_Job]]:
+    """Run `jobs` in one transaction, each in a savepoint of its own, and commit once.
+
+    Runs on the store's thread, jobs and all, so that a group needs no round trip to the
+    event loop between its statements. Returns each job's outcome, and the jobs to run
+    again: those whose work was lost with a transaction that SQLite rolled back as a whole.
+    """
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        return _run_jobs(connection, jobs)
+    finally:
+        if connection.in_transaction:  # COMMIT was not reached, or failed
+            connection.execute("ROLLBACK")
 
 
-def _answer(outcomes: Sequence[tuple[_Job, object]], *, failed: bool) -> None:
-    """Hand each waiting caller its job's result, or `failed`, the error it gets."""
-    for (_, future), outcome in outcomes:
+def _run_jobs(
+    connection: sqlite3.Connection, jobs: Sequence[_Job]
+) -> tuple[list[_Outcome], list[_Job]]:
+    session = _SqliteSession(connection)
+    alone = len(jobs) == 1
+    outcomes: list[_Outcome] = []
+    for index, job in enumerate(jobs):
+        if not alone:
+            connection.execute("SAVEPOINT job")
+        try:
+            result = _to_end(job[0](session))
+        except Exception as error:  # noqa: BLE001 - handed to the job's caller
+            if not connection.in_transaction:
+                # SQLite rolled the whole transaction back (a full disk, an I/O error): the
+                # jobs before this one lost their work too and go round again.
+                failures = [outcome for outcome in outcomes if outcome[2]]
+                done = [done_job for done_job, _, failed in outcomes if not failed]
+                return [*failures, (job, error, True)], [*done, *jobs[index + 1 :]]
+            if alone:
+                connection.execute("ROLLBACK")
+            else:
+                connection.execute("ROLLBACK TO job")
+                connection.execute("RELEASE job")
+            outcomes.append((job, error, True))
+            continue
+        if not alone:
+            connection.execute("RELEASE job")
+        outcomes.append((job, result, False))
+    if connection.in_transaction:  # else the only job failed and was rolled back
+        connection.execute("COMMIT")
+    return outcomes, []
+
+
+def _answer(outcomes: Sequence[_Outcome]) -> None:
+    """Hand each waiting caller its job's result or error (a non-error ends its wait)."""
+    for (_, future), outcome, failed in outcomes:
         if future.done():
             continue
         if not failed:
@@ -194,10 +281,8 @@ class SqliteStore:
         self._url = url
         self._executor = executor
         self._connection: sqlite3.Connection | None = None
-        # The lock gives the writer (or a migration) the connection to itself.
-        self._lock = asyncio.Lock()
         self._waiting: collections.deque[_Job] = collections.deque()
-        self._writer: asyncio.Task[None] | None = None
+        self._group: asyncio.Future[tuple[list[_Outcome], list[_Job]]] | None = None
 
     @property
     def url(self) -> str:
@@ -234,78 +319,87 @@ class SqliteStore:
             steps = migrations("sqlite")
             if current > steps[-1].version:
                 raise MigrationError(f"schema version {current} is newer than this code")
-            for step in steps:
-                if step.version > current:
-                    # executescript commits first; the script is its own transaction.
-                    connection.executescript(
-                        f"BEGIN IMMEDIATE;\n{step.sql}\n"
-                        f"INSERT INTO ledger_schema VALUES ({step.version});\nCOMMIT;"
-                    )
+            # A step may rebuild a table that keys point at (SQLite's procedure for schema
+            # changes that ALTER cannot make): key enforcement is off while steps run, and
+            # every key is checked before each step commits.
+            connection.execute("PRAGMA foreign_keys = OFF")
+            try:
+                for step in steps:
+                    if step.version > current:
+                        # executescript commits first; the script is its own transaction.
+                        connection.executescript(
+                            f"BEGIN IMMEDIATE;\n{step.sql}\n"
+                            f"INSERT INTO ledger_schema VALUES ({step.version});"
+                        )
+                        broken = connection.execute("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise MigrationError(
+                                f"migration {step.version} breaks foreign keys: {broken[:5]}"
+                            )
+                        connection.execute("COMMIT")
+            finally:
+                if connection.in_transaction:  # a step failed: none of it stays
+                    connection.execute("ROLLBACK")
+                connection.execute("PRAGMA foreign_keys = ON")
             return steps[-1].version
 
-        async with self._lock:
-            try:
-                return await self.call(apply)
-            except sqlite3.Error as error:
-                await self.call(lambda c: c.in_transaction and c.execute("ROLLBACK"))
-                raise MigrationError(f"migration failed: {error}") from error
+        try:
+            return await self.call(apply)
+        except sqlite3.Error as error:
+            raise MigrationError(f"migration failed: {error}") from error
 
     async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
         job: _Job = (work, asyncio.get_running_loop().create_future())
         self._waiting.append(job)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
+        if self._group is None:
+            self._start_group()
         # A caller that stops waiting cancels its future: a job not started is skipped, a
         # job already running finishes with its group and its result is dropped.
         return await job[1]  # type: ignore[no-any-return]  # the future of `work`'s result
 
-    async def _write(self) -> None:
-        async with self._lock:
-            while self._waiting:
-                group = [self._waiting.popleft() for _ in range(min(len(self._waiting), GROUP))]
-                jobs = [job for job in group if not job[1].cancelled()]
-                try:
-                    await self._commit(jobs)
-                except BaseException as error:
-                    # BEGIN or COMMIT failed, or the writer is cancelled (the loop is
-                    # shutting down): nothing of the group is committed, and its callers
-                    # are told so.
-                    with contextlib.suppress(Exception):
-                        await self.call(lambda c: c.in_transaction and c.execute("ROLLBACK"))
-                    _answer([(job, error) for job in jobs], failed=True)
-                    if not isinstance(error, Exception):
-                        raise
+    def _start_group(self) -> None:
+        """Send the waiting jobs (up to GROUP) to the thread as one transaction.
 
-    async def _commit(self, jobs: list[_Job]) -> None:
-        """Run `jobs` in one transaction, each in a savepoint of its own, and commit once."""
-        session = _SqliteSession(self)
-        alone = len(jobs) == 1
-        done: list[tuple[_Job, object]] = []
-        await self.call(lambda c: c.execute("BEGIN IMMEDIATE"))
-        for index, job in enumerate(jobs):
-            if not alone:
-                await self.call(lambda c: c.execute("SAVEPOINT job"))
-            try:
-                result = await job[0](session)
-            except Exception as error:  # noqa: BLE001 - handed to the job's caller
-                if not await self.call(lambda c: c.in_transaction):
-                    # SQLite rolled the whole transaction back (a full disk, an I/O error):
-                    # the jobs before this one lost their work too and go round again.
-                    self._waiting.extendleft(reversed([*(j for j, _ in done), *jobs[index + 1 :]]))
-                    _answer([(job, error)], failed=True)
-                    return
-                await self.call(lambda c: _undo(c, alone=alone))
-                _answer([(job, error)], failed=True)
-                continue
-            if not alone:
-                await self.call(lambda c: c.execute("RELEASE job"))
-            done.append((job, result))
-        await self.call(lambda c: c.execute("COMMIT"))
-        _answer(done, failed=False)
+        A group starts the moment the one before it ends (from that group's done callback,
+        before its callers run again), so that the thread works on the next group while
+        the event loop serves the callers of the last one.
+        """
+        group = [self._waiting.popleft() for _ in range(min(len(self._waiting), GROUP))]
+        jobs = [job for job in group if not job[1].cancelled()]
+        connection = self._connection
+        if connection is None:
+            _answer([(job, StoreError("the store is closed"), True) for job in jobs])
+            return
+        if not jobs:
+            if self._waiting:
+                self._start_group()
+            return
+        running = asyncio.get_running_loop().run_in_executor(
+            self._executor, _commit, connection, jobs
+        )
+        running.add_done_callback(functools.partial(self._group_done, jobs=jobs))
+        self._group = running
+
+    def _group_done(
+        self, running: asyncio.Future[tuple[list[_Outcome], list[_Job]]], jobs: list[_Job]
+    ) -> None:
+        self._group = None
+        error = running.exception()
+        if error is None:
+            outcomes, again = running.result()
+            self._waiting.extendleft(reversed(again))
+        else:
+            # BEGIN or COMMIT failed: nothing of the group is committed, and its callers
+            # are told so.
+            outcomes = [(job, error, True) for job in jobs]
+        if self._waiting:
+            self._start_group()
+        _answer(outcomes)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await self._writer
+        """Finish the transactions already asked for, then close the file."""
+        while self._group is not None:
+            await asyncio.wait([self._group])
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await self._on_thread(connection.close)

@@ -10,6 +10,7 @@ content, and brings the stoplist in line with the balances it changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from farebox.server.errors import (
@@ -85,13 +86,35 @@ async def _check_origins(session: Session, transfers: Sequence[Transfer]) -> Non
             raise TransferStateError(problem)
 
 
-async def post_transfers(
-    session: Session, transfers: Sequence[Transfer], accounts: Sequence[Account], now_ms: int
-) -> tuple[Receipt, ...]:
-    """Post `transfers` once each; return a receipt per transfer, in order."""
-    await session.open_accounts([account_row(account, now_ms) for account in accounts])
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """Transfers to post at `now_ms` and the accounts to open first where missing, with the
+    rows that store them. Made before the transaction (`Posting.of`), so that the store is
+    not held while rows and fingerprints are made."""
+
+    transfers: Sequence[Transfer]
+    accounts: Sequence[Account]
+    now_ms: int
+    transfer_rows: Sequence[tuple[object, ...]]
+    account_rows: Sequence[tuple[object, ...]]
+
+    @classmethod
+    def of(cls, transfers: Sequence[Transfer], accounts: Sequence[Account], now_ms: int) -> Posting:
+        return cls(
+            transfers,
+            accounts,
+            now_ms,
+            [transfer_row(item, now_ms) for item in transfers],
+            [account_row(account, now_ms) for account in accounts],
+        )
+
+
+async def post_transfers(session: Session, posting: Posting) -> tuple[Receipt, ...]:
+    """Post the transfers of `posting` once each; return a receipt per transfer, in order."""
+    transfers, now_ms = posting.transfers, posting.now_ms
+    await session.open_accounts(posting.account_rows)
     await _check_origins(session, transfers)
-    inserted = await session.insert_transfers([transfer_row(item, now_ms) for item in transfers])
+    inserted = await session.insert_transfers(posting.transfer_rows)
     fresh = {key: (ident, posted_ms) for key, ident, posted_ms in inserted}
     fresh_keys = set(fresh)
     receipts: list[Receipt | None] = []

@@ -21,7 +21,6 @@ from farebox.server.ledger.accounts import Account, KnownAccounts, rider_account
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
 from farebox.server.ledger.store import Session, Store
-from farebox.server.ledger.transfers import Transfer
 from farebox.server.sync import devices
 from farebox.server.sync.errors import AuthenticationError
 
@@ -138,13 +137,13 @@ async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> in
     return alerts
 
 
-def _postings(
-    entries: Sequence[EncodedRecord], books: Books, known: Container[str]
-) -> tuple[list[Transfer], list[Account]]:
+def _posting(
+    entries: Sequence[EncodedRecord], books: Books, known: Container[str], now_ms: int
+) -> writes.Posting:
     """The fare transfers of `entries` and the accounts they name bar the `known` ones."""
     taps = fare_taps(entries, books.carriers)
     transfers = [fare_transfer(tap, books.policy) for tap in taps]
-    return transfers, fare_accounts(taps, books.credit_limit, known)
+    return writes.Posting.of(transfers, fare_accounts(taps, books.credit_limit, known), now_ms)
 
 
 async def ingest(
@@ -159,9 +158,7 @@ async def ingest(
     # and for a batch whose taps do not make valid postings, so that such a batch fails
     # (or is judged a duplicate, a gap, a fork) exactly where and as it did before.
     try:
-        prepared: tuple[list[Transfer], list[Account]] | None = _postings(
-            batch.entries, books, known
-        )
+        prepared: writes.Posting | None = _posting(batch.entries, books, known, now_ms)
     except Exception:  # noqa: BLE001 - the same work inside the transaction raises it
         prepared = None
 
@@ -181,11 +178,11 @@ async def ingest(
         new = judgement.new
         await store_records(session, batch.device, new, now_ms)
         if prepared is not None and len(new) == len(batch.entries):
-            transfers, accounts = prepared
+            posting = prepared
         else:
-            transfers, accounts = _postings(new, books, known)
-        receipts = await writes.post_transfers(session, transfers, accounts, now_ms)
-        opened.extend(accounts)
+            posting = _posting(new, books, known, now_ms)
+        receipts = await writes.post_transfers(session, posting)
+        opened.extend(posting.accounts)
         alerts = await _ticket_uses(session, new)
         await devices.advance(session, batch.device, judgement.cursor, now_ms)
         reply = answer(batch.device, judgement, device.cursor, now_ms)

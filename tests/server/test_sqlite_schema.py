@@ -1,0 +1,150 @@
+"""The SQLite schema: migration 0005 rebuilds two tables and keeps every row, the store
+checks foreign keys around its migrations, and a posting's statements read only its rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from farebox.server.errors import MigrationError, UnknownAccountError
+from farebox.server.ledger import sqlite_store
+from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.migrations import Migration, migrations
+from farebox.server.ledger.posting import fare_transfer
+from farebox.server.ledger.settlement import FlatFareRater
+from farebox.server.ledger.sqlite_store import APPLY_BALANCES, MARK_FARE_DAYS, SqliteStore
+from farebox.server.ledger.store import TRANSFER_COLUMNS
+from tests.server.conftest import ALMATY, Clock
+from tests.server.helpers import at, kzt, tap, top_up
+
+RATER = FlatFareRater(kzt(200), daily_cap=kzt(300))
+TABLES = {
+    "accounts": "id",
+    "transfers": "id",
+    "fare_days": "account, fare_day",
+    "ledger_schema": "version",
+}
+Rows = list[tuple[object, ...]]
+
+
+async def rows(store: SqliteStore, sql: str, *args: object) -> Rows:
+    return await store.call(lambda c: c.execute(sql, args).fetchall())
+
+
+async def snapshot(store: SqliteStore) -> dict[str, Rows]:
+    tables = {table: f"SELECT * FROM {table} ORDER BY {order}" for table, order in TABLES.items()}  # noqa: S608 (fixed names)
+    return {table: await rows(store, sql) for table, sql in tables.items()}
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> SqliteStore:
+    return await SqliteStore.open(f"sqlite:///{tmp_path}/ledger.db")
+
+
+async def a_ledger_of_schema_4(store: SqliteStore, monkeypatch: pytest.MonkeyPatch) -> Ledger:
+    """Every kind of row the rebuilt tables hold, written under the schema before 0005."""
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite_store, "migrations", lambda dialect: migrations(dialect)[:4])
+        assert await store.migrate() == 4
+    ledger = Ledger(store, ALMATY, clock=Clock.at_ms(at(2, "09:00")))
+    await ledger.top_up(top_up("nfc:01", 1000, "sms-1"))
+    await ledger.post_taps([tap("bus-1", 1, "nfc:01", at(1, "07:00"))])
+    await ledger.post_taps([tap("bus-1", 2, "nfc:02", at(1, "07:05"))])  # a rider in debt
+    gate_on = tap("gate-1", 1, "nfc:01", at(1, "08:00"))
+    hold = await ledger.hold(gate_on, kzt(500), timedelta(hours=2))
+    await ledger.complete(hold.key, "gate-1:1:off", kzt(300), at(1, "08:30"))
+    await ledger.reverse("tap:bus-1:1", "reverse:bus-1:1", "double tap")
+    assert await ledger.settle_due(RATER) == 2
+    return ledger
+
+
+async def test_the_rebuild_keeps_every_row_and_every_rule(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    try:
+        ledger = await a_ledger_of_schema_4(store, monkeypatch)
+        before = await snapshot(store)
+        assert await store.migrate() == 5
+        after = await snapshot(store)
+        assert after["ledger_schema"] == [*before.pop("ledger_schema"), (5,)]
+        assert {table: after[table] for table in before} == before
+        assert await ledger.violations() == []
+        for table in ("accounts", "transfers"):
+            ((sql,),) = await rows(store, "SELECT sql FROM sqlite_schema WHERE name = ?", table)
+            assert " IN (" not in str(sql)
+        assert await rows(store, "PRAGMA foreign_keys") == [(1,)]
+        # The rules hold as before: an unknown kind of transfer, an unknown account.
+        first_row = f"SELECT {', '.join(TRANSFER_COLUMNS)} FROM transfers LIMIT 1"  # noqa: S608
+        ((*first,),) = await rows(store, first_row)
+        forged = dict(zip(TRANSFER_COLUMNS, first, strict=True))
+        forged.update(key="gift:1", kind="gift", device=None, seq=None)
+        insert = (
+            f"INSERT INTO transfers ({', '.join(forged)}) VALUES ({', '.join('?' * len(forged))})"  # noqa: S608
+        )
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            await rows(store, insert, *forged.values())
+        stranger = tap("bus-1", 3, "nfc:03", at(2, "08:00"))
+        with pytest.raises(UnknownAccountError):
+            await ledger.post([fare_transfer(stranger, ALMATY)])
+    finally:
+        await store.close()
+
+
+ORPHAN = """
+CREATE TABLE scratch_parent (id INTEGER PRIMARY KEY);
+CREATE TABLE scratch_child (parent INTEGER REFERENCES scratch_parent (id));
+INSERT INTO scratch_child VALUES (7);
+"""
+BROKEN = """
+CREATE TABLE scratch_parent (id INTEGER PRIMARY KEY);
+INSERT INTO no_such_table VALUES (7);
+"""
+
+
+@pytest.mark.parametrize(
+    ("sql", "error"),
+    [(ORPHAN, "migration 6 breaks foreign keys"), (BROKEN, "migration failed: no such table")],
+)
+async def test_a_failing_step_is_refused_and_leaves_nothing(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch, sql: str, error: str
+) -> None:
+    try:
+        await store.migrate()
+        ledger = Ledger(store, ALMATY, clock=Clock.at_ms(at(2, "09:00")))
+        await ledger.top_up(top_up("nfc:01", 1000, "sms-1"))
+        before = await snapshot(store)
+        step = Migration(6, "scratch", sql)
+        with monkeypatch.context() as patch:
+            patch.setattr(sqlite_store, "migrations", lambda dialect: (*migrations(dialect), step))
+            with pytest.raises(MigrationError, match=error):
+                await store.migrate()
+        assert await snapshot(store) == before
+        assert await rows(store, "SELECT name FROM sqlite_schema WHERE name LIKE 'scratch%'") == []
+        assert await rows(store, "PRAGMA foreign_keys") == [(1,)]
+        await ledger.top_up(top_up("nfc:01", 1000, "sms-2"))
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("statement", [APPLY_BALANCES, MARK_FARE_DAYS])
+async def test_a_posting_reads_only_the_rows_it_inserted(
+    store: SqliteStore, statement: str
+) -> None:
+    """The statements that follow each insert find its rows by id, never by scanning the
+    history (a closed day's transfers, say, through the fare_day index)."""
+    try:
+        await store.migrate()
+        plan = await rows(store, f"EXPLAIN QUERY PLAN {statement}", 0)
+        reads = [
+            str(detail)
+            for *_, detail in plan
+            if " transfers" in str(detail) or " n " in str(detail)
+        ]
+        assert reads
+        for detail in reads:
+            assert "INTEGER PRIMARY KEY (rowid>?)" in detail or "(key=?)" in detail, plan
+    finally:
+        await store.close()
