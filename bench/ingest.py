@@ -1,8 +1,9 @@
 """Sync server ingest: signed batches from many devices over real HTTP, and a storm.
 
-A real `farebox-server run` process on 127.0.0.1 takes batches of 500 signed records
-from simulated devices (the load generator is this process, on the same 2 cores), on
-SQLite and on PostgreSQL (a throwaway cluster, as the tests make). Ceiling, measured in
+Real `farebox-server run` processes on 127.0.0.1 (one, then two sharing the port with
+`--reuse-port`) take batches of 500 signed records from simulated devices (the load
+generator is this process, on the same 2 cores), on SQLite and on PostgreSQL (a
+throwaway cluster, as the tests make). Ceiling, measured in
 the same run on a fresh store of the same kind: the bare storage write of the same rows
 (raw records plus fare postings through the ledger's own writes) with no HTTP, decoding,
 signature or chain checks. The reconnect storm sends 300 devices' day of records at once.
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +58,8 @@ from farebox.server.sync.ingest import Carriers, fare_accounts, fare_taps, store
 from tests.support.postgres import server_bin_dir, throwaway_cluster
 
 BATCH = 500
+PROCESSES = (1, 2)
+"""Server processes sharing the port: one, and one per core of the 2-core machine."""
 START_MS = 1_795_669_200_000
 POLICY = FareDayPolicy.parse("Asia/Almaty", "03:00")
 CBOR = {"Content-Type": "application/cbor"}
@@ -103,22 +107,26 @@ def fleet(prefix: str, size: int, records: int) -> list[SimDevice]:
 
 
 @contextlib.contextmanager
-def server(db: str) -> Iterator[int]:
+def server(db: str, processes: int) -> Iterator[int]:
+    """`processes` server processes sharing one port (`--reuse-port`) over `db`."""
     env = {**os.environ, "FAREBOX_DB": db, "FAREBOX_CREDIT_LIMIT": str(CREDIT)}
     subprocess.run([sys.executable, "-m", "farebox.server.cli", "init"], env=env, check=True,
                    capture_output=True)  # fmt: skip
-    with subprocess.Popen(
-        [sys.executable, "-m", "farebox.server.cli", "run", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, text=True, env=env,
-    ) as process:  # fmt: skip
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        port = int(line.split("127.0.0.1:")[1].split()[0])
-        try:
-            yield port
-        finally:
-            process.terminate()
-            process.wait(30)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "farebox.server.cli", "run", "--listen",
+               f"127.0.0.1:{port}", "--reuse-port"]  # fmt: skip
+    with contextlib.ExitStack() as running:
+        for _ in range(processes):
+            process = running.enter_context(
+                subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)  # noqa: S603
+            )
+            running.callback(process.wait, 30)
+            running.callback(process.terminate)
+            assert process.stdout is not None
+            assert "listening" in process.stdout.readline()
+        yield port
 
 
 async def enroll_all(db: str, port: int, sims: Sequence[SimDevice]) -> None:
@@ -202,21 +210,25 @@ async def measure(
     target: str,
     concurrency: int,
 ) -> list[Row]:
-    """Ingest and storm over HTTP, then the bare write, each on a fresh store."""
+    """The bare write, then ingest and storm over HTTP for one and for two server
+    processes, each on a fresh store."""
     rows = []
-    db = next(db_for)
-    with server(db) as port:
-        await enroll_all(db, port, [*sims, *storm])
-        rate = await upload(port, sims, concurrency)
-        started = time.perf_counter()
-        await upload(port, storm, concurrency)
-        storm_s = time.perf_counter() - started
     ceiling = await bare_write(next(db_for), sims)
-    rows.append(Row(f"ingest over HTTP, {label}", rate, "tx/s", ceiling, target))
     records = sum(len(b) for sim in storm for b in sim.batches)
-    what = f"reconnect storm, {len(storm)} devices x {records // len(storm)}, {label}"
-    bare_s = records / ceiling
-    rows.append(Row(what, storm_s, "s", bare_s, "<= 30 s (ceiling: bare write time)"))
+    for processes in PROCESSES:
+        db = next(db_for)
+        with server(db, processes) as port:
+            await enroll_all(db, port, [*sims, *storm])
+            rate = await upload(port, sims, concurrency)
+            started = time.perf_counter()
+            await upload(port, storm, concurrency)
+            storm_s = time.perf_counter() - started
+        how = f"{label}, {processes} server process{'es' if processes > 1 else ''}"
+        rows.append(Row(f"ingest over HTTP, {how}", rate, "tx/s", ceiling, target))
+        what = f"reconnect storm, {len(storm)} devices x {records // len(storm)}, {how}"
+        rows.append(
+            Row(what, storm_s, "s", records / ceiling, "<= 30 s (ceiling: bare write time)")
+        )
     return rows
 
 
@@ -231,7 +243,7 @@ async def postgres_urls(dsn: str) -> Iterator[str]:
     admin = await asyncpg.connect(dsn)
     names = []
     try:
-        for n in range(2):
+        for n in range(1 + len(PROCESSES)):
             name = f"bench_{n}"
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
             await admin.execute(f'CREATE DATABASE "{name}"')

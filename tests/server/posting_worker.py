@@ -1,6 +1,6 @@
 """One server process posting a fixed set of tap batches, for the concurrency test.
 
-    python -m tests.server.posting_worker DSN START_AT_EPOCH_SECONDS forward|backward
+    python -m tests.server.posting_worker STORE_URL START_AT_EPOCH_SECONDS forward|backward
 
 It waits until the given moment (so that two workers start together), posts every batch,
 and prints how many taps it posted fresh and how many it found already posted, as JSON.

@@ -1,4 +1,5 @@
-"""Several server processes sharing one PostgreSQL never post a tap twice."""
+"""Several server processes sharing one store (a PostgreSQL database, or one SQLite file)
+never post a tap twice, even when they migrate a new store at the same moment."""
 
 from __future__ import annotations
 
@@ -15,15 +16,15 @@ from farebox.server.ledger.store import Session, open_store
 from tests.server.conftest import ALMATY
 from tests.server.posting_worker import BATCH_SIZE, BATCHES
 
-pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def test_two_processes_posting_the_same_batches_at_once(postgres_dsn: str) -> None:
+async def test_two_processes_posting_the_same_batches_at_once(store_url: str) -> None:
     start_at = time.time() + 5  # both workers are imported and connected by then
     workers = [
         await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "tests.server.posting_worker", postgres_dsn),
+            *(sys.executable, "-m", "tests.server.posting_worker", store_url),
             *(str(start_at), order),
             cwd=REPO,
             stdout=asyncio.subprocess.PIPE,
@@ -40,9 +41,12 @@ async def test_two_processes_posting_the_same_batches_at_once(postgres_dsn: str)
     total = BATCHES * BATCH_SIZE
     assert all(r["fresh"] + r["repeated"] == total for r in results)
     assert sum(r["fresh"] for r in results) == total  # each tap posted by exactly one
-    assert min(r["fresh"] for r in results) > 0, results  # both worked at the same time
+    if store_url.startswith("postgresql"):
+        # Both worked at the same time. (SQLite's write lock goes to whichever process asks
+        # at the right moment, the other polling for it, so there one may post them all.)
+        assert min(r["fresh"] for r in results) > 0, results
 
-    store = await open_store(postgres_dsn)
+    store = await open_store(store_url)
     try:
 
         async def fares(session: Session) -> int:

@@ -3,6 +3,7 @@ checks foreign keys around its migrations, and a posting's statements read only 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -148,3 +149,20 @@ async def test_a_posting_reads_only_the_rows_it_inserted(
             assert "INTEGER PRIMARY KEY (rowid>?)" in detail or "(key=?)" in detail, plan
     finally:
         await store.close()
+
+
+async def test_stores_migrating_one_new_file_at_once_apply_each_step_once(
+    tmp_path: Path,
+) -> None:
+    """Server processes started together on a new file: each step is applied once."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    stores = [await SqliteStore.open(url) for _ in range(4)]
+    try:
+        latest = migrations("sqlite")[-1].version
+        assert await asyncio.gather(*(store.migrate() for store in stores)) == [latest] * 4
+        versions = await rows(stores[0], "SELECT version FROM ledger_schema ORDER BY version")
+        assert versions == [(step.version,) for step in migrations("sqlite")]
+        await Ledger(stores[1], ALMATY).top_up(top_up("nfc:01", 1000, "sms-1"))
+    finally:
+        for store in stores:
+            await store.close()

@@ -1,8 +1,8 @@
 """`farebox-server run`, `enroll-token`, `device`, `package-key`, `config` and `keyset`.
 
-`run` serves the device API over the store; several `run` processes may share one
-PostgreSQL (and, with `--reuse-port`, one port). The others are operator commands over
-the same store as the ledger's.
+`run` serves the device API over the store; several `run` processes may share one store,
+a PostgreSQL database or an SQLite file (and, with `--reuse-port`, one port). The others
+are operator commands over the same store as the ledger's.
 """
 
 from __future__ import annotations

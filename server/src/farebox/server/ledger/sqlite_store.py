@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
-from farebox.server.ledger.migrations import migrations
+from farebox.server.ledger.migrations import Migration, migrations
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
     MISMATCH_COLUMNS,
@@ -139,6 +139,29 @@ def _connect(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA cache_size = -65536")
     connection.execute("PRAGMA temp_store = MEMORY")
     return connection
+
+
+def _apply_step(connection: sqlite3.Connection, step: Migration) -> None:
+    """Apply `step` in a transaction of its own, unless another process just did.
+
+    The step records its version first, and a version is recorded once (the unique index
+    ledger_schema_once): of two processes that found the schema at the same version, the
+    second stops at that insert. Foreign keys are checked before the step commits.
+    """
+    try:
+        # executescript commits first; the script is its own transaction, left open here.
+        connection.executescript(
+            f"BEGIN IMMEDIATE;\nINSERT INTO ledger_schema VALUES ({step.version});\n{step.sql}"
+        )
+    except sqlite3.IntegrityError as error:
+        if "ledger_schema.version" not in str(error):
+            raise
+        connection.execute("ROLLBACK")
+        return
+    broken = connection.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise MigrationError(f"migration {step.version} breaks foreign keys: {broken[:5]}")
+    connection.execute("COMMIT")
 
 
 class _SqliteSession:
@@ -314,6 +337,9 @@ class SqliteStore:
     async def migrate(self) -> int:
         def apply(connection: sqlite3.Connection) -> int:
             connection.execute("CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER)")
+            connection.execute(
+                "CREATE UNIQUE INDEX IF NOT EXISTS ledger_schema_once ON ledger_schema (version)"
+            )
             row = connection.execute("SELECT max(version) FROM ledger_schema").fetchone()
             current = row[0] or 0
             steps = migrations("sqlite")
@@ -326,17 +352,7 @@ class SqliteStore:
             try:
                 for step in steps:
                     if step.version > current:
-                        # executescript commits first; the script is its own transaction.
-                        connection.executescript(
-                            f"BEGIN IMMEDIATE;\n{step.sql}\n"
-                            f"INSERT INTO ledger_schema VALUES ({step.version});"
-                        )
-                        broken = connection.execute("PRAGMA foreign_key_check").fetchall()
-                        if broken:
-                            raise MigrationError(
-                                f"migration {step.version} breaks foreign keys: {broken[:5]}"
-                            )
-                        connection.execute("COMMIT")
+                        _apply_step(connection, step)
             finally:
                 if connection.in_transaction:  # a step failed: none of it stays
                     connection.execute("ROLLBACK")
