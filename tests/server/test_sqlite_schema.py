@@ -1,5 +1,6 @@
-"""The SQLite schema: migration 0005 rebuilds two tables and keeps every row, the store
-checks foreign keys around its migrations, and a posting's statements read only its rows."""
+"""The SQLite store's schema and statements: migration 0005 rebuilds two tables and keeps
+every row, migrations check foreign keys and run once when stores start together, a
+posting's statements read only its rows, and rows go in by few statements."""
 
 from __future__ import annotations
 
@@ -166,3 +167,21 @@ async def test_stores_migrating_one_new_file_at_once_apply_each_step_once(
     finally:
         for store in stores:
             await store.close()
+
+
+@pytest.mark.parametrize("limit", [32766, 100, 7])
+def test_rows_go_in_by_few_statements_within_the_parameter_limit(
+    tmp_path: Path, limit: int
+) -> None:
+    connection = sqlite3.connect(tmp_path / "rows.db", isolation_level=None)
+    connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    connection.execute("CREATE TABLE pairs (n INTEGER, text TEXT)")
+    statements: list[str] = []
+    connection.set_trace_callback(statements.append)
+    rows = [(n, f"row {n}") for n in range(1000)]
+    sqlite_store._insert(connection, "pairs", ("n", "text"), rows)
+    # 1000 rows = 3 x 256 + 128 + 64 + 32 + 8 with room for 256 rows in a statement; with
+    # room for 50, 31 x 32 + 8; with room for 3, 500 x 2.
+    assert len(statements) == {32766: 7, 100: 32, 7: 500}[limit]
+    assert connection.execute("SELECT n, text FROM pairs ORDER BY rowid").fetchall() == rows
+    connection.close()

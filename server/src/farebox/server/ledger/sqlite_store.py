@@ -44,8 +44,8 @@ GROUP = 32
 """At most this many waiting transactions share one commit."""
 
 CHUNK = 256
-"""At most this many rows go into one INSERT statement (256 x 18 columns is well below
-SQLite's 32,766 parameters)."""
+"""At most this many rows go into one INSERT statement (fewer if their parameters would
+pass SQLite's limit, 32,766 in its default build)."""
 
 # The summed moves of the transfers above id ?1 (those one insert made), applied to their
 # accounts in one statement: posted amounts, and the holds that pending transfers take
@@ -121,9 +121,10 @@ def _insert(
     thousand times; chunks of 256, 128, ... rows wait a few times, and their statements
     stay in the connection's cache (one per power of two).
     """
+    most = min(CHUNK, connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
     done = 0
     while done < len(rows):
-        count = min(CHUNK, 1 << (len(rows) - done).bit_length() - 1)
+        count = 1 << min(most, len(rows) - done).bit_length() - 1
         chunk = rows[done : done + count]
         sql = _inserting(table, columns, count, skip_conflicts=skip_conflicts)
         connection.execute(sql, [value for row in chunk for value in row])
