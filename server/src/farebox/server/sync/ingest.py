@@ -140,7 +140,8 @@ async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> in
 def _posting(
     entries: Sequence[EncodedRecord], books: Books, known: Container[str], now_ms: int
 ) -> writes.Posting:
-    """The fare transfers of `entries` and the accounts they name bar the `known` ones."""
+    """The fare transfers of `entries`, and the accounts they name bar the `known` ones,
+    to post at `now_ms`."""
     taps = fare_taps(entries, books.carriers)
     transfers = [fare_transfer(tap, books.policy) for tap in taps]
     return writes.Posting.of(transfers, fare_accounts(taps, books.credit_limit, known), now_ms)
