@@ -125,3 +125,26 @@ async def test_a_job_that_waits_for_anything_but_its_session_is_refused(
     assert {limit for (limit,) in limits} == {0}
     await ledger.top_up(top_up("nfc:01", 100, "pay-2"))
     assert await ledger.violations() == []
+
+
+async def test_closing_finishes_the_transactions_already_asked_for(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    store = await SqliteStore.open(url)
+    await store.migrate()
+    ledger = Ledger(store, ALMATY)
+    asked = [
+        asyncio.create_task(ledger.top_up(top_up(f"nfc:{n:02d}", 100, f"pay-{n}")))
+        for n in range(20)
+    ]
+    await asyncio.sleep(0)  # every top-up is queued, none answered yet
+    await store.close()
+    assert all(receipt.fresh for receipt in await asyncio.gather(*asked))
+    reopened = await SqliteStore.open(url)
+    try:
+        assert await Ledger(reopened, ALMATY).violations() == []
+        count = await reopened.call(
+            lambda c: c.execute("SELECT count(*) FROM transfers").fetchone()
+        )
+        assert count == (20,)
+    finally:
+        await reopened.close()
