@@ -3,10 +3,11 @@
 Real `farebox-server run` processes on 127.0.0.1 (one, then two sharing the port with
 `--reuse-port`) take batches of 500 signed records from simulated devices (the load
 generator is this process, on the same 2 cores), on SQLite and on PostgreSQL (a
-throwaway cluster, as the tests make). Ceiling, measured in
-the same run on a fresh store of the same kind: the bare storage write of the same rows
-(raw records plus fare postings through the ledger's own writes) with no HTTP, decoding,
-signature or chain checks. The reconnect storm sends 300 devices' day of records at once.
+throwaway cluster, as the tests make). Ceiling, measured in the same run on a fresh store
+of the same kind: the bare storage write of the same rows (raw records plus fare postings
+through the ledger's own writes, as many batches in flight as the uploads) with no HTTP,
+decoding, signature or chain checks. The reconnect storm sends 300 devices' day of
+records at once.
 
     .venv/bin/python -m bench.ingest [--quick]
 """
@@ -167,8 +168,9 @@ async def upload(port: int, sims: Sequence[SimDevice], concurrency: int) -> floa
     return total / (time.perf_counter() - started)
 
 
-async def bare_write(db: str, sims: Sequence[SimDevice]) -> float:
-    """The same rows written straight to a fresh store: records and fare postings."""
+async def bare_write(db: str, sims: Sequence[SimDevice], concurrency: int) -> float:
+    """The same rows written straight to a fresh store: records and fare postings, as
+    many devices' batches at once as the uploads (each device's in order)."""
     store = await open_store(db)
     try:
         await store.migrate()
@@ -177,11 +179,16 @@ async def bare_write(db: str, sims: Sequence[SimDevice]) -> float:
             await store.run(
                 partial(devices.enroll, token=token, key=sim.key.verify_key, now_ms=START_MS)
             )
+        pending = iter(sims)
+
+        async def worker() -> None:
+            for sim in pending:
+                for part in sim.batches:
+                    await store.run(partial(_write, device=sim.id, part=part))
+
         total = sum(len(b) for sim in sims for b in sim.batches)
         started = time.perf_counter()
-        for sim in sims:
-            for part in sim.batches:
-                await store.run(partial(_write, device=sim.id, part=part))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         return total / (time.perf_counter() - started)
     finally:
         await store.close()
@@ -213,7 +220,7 @@ async def measure(
     """The bare write, then ingest and storm over HTTP for one and for two server
     processes, each on a fresh store."""
     rows = []
-    ceiling = await bare_write(next(db_for), sims)
+    ceiling = await bare_write(next(db_for), sims, concurrency)
     records = sum(len(b) for sim in storm for b in sim.batches)
     for processes in PROCESSES:
         db = next(db_for)
