@@ -67,12 +67,18 @@ class Ingested:
         return "ack" if self.records else "duplicate"
 
 
+def record_rows(
+    device: str, entries: Sequence[EncodedRecord], now_ms: int
+) -> list[tuple[object, ...]]:
+    """The `records` rows (RECORD_COLUMNS) of `entries` from `device`, received at `now_ms`."""
+    return [(device, e.record.seq, e.digest, e.raw, e.record.time_ms, now_ms) for e in entries]
+
+
 async def store_records(
     session: Session, device: str, entries: Sequence[EncodedRecord], now_ms: int
 ) -> None:
     """Keep `entries` raw in the append-only `records` table, received at `now_ms`."""
-    rows = [(device, e.record.seq, e.digest, e.raw, e.record.time_ms, now_ms) for e in entries]
-    await session.insert_rows("records", RECORD_COLUMNS, rows)
+    await session.insert_rows("records", RECORD_COLUMNS, record_rows(device, entries, now_ms))
 
 
 def fare_taps(entries: Sequence[EncodedRecord], carriers: Carriers) -> list[FareTap]:
