@@ -5,9 +5,9 @@ Real `farebox-server run` processes on 127.0.0.1 (one, then two sharing the port
 generator is this process, on the same 2 cores), on SQLite and on PostgreSQL (a
 throwaway cluster, as the tests make). Ceiling, measured in the same run on a fresh store
 of the same kind: the bare storage write of the same rows (raw records plus fare postings
-through the ledger's own writes, as many batches in flight as the uploads) with no HTTP,
-decoding, signature or chain checks. The reconnect storm sends 300 devices' day of
-records at once.
+through the ledger's own writes, the rows made beforehand, as many batches in flight as
+the uploads) with no HTTP, decoding, signature or chain checks, nor the making of the
+postings. The reconnect storm sends 300 devices' day of records at once.
 
     .venv/bin/python -m bench.ingest [--quick]
 """
