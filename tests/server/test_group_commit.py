@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from farebox.server.errors import IdempotencyConflictError, StoreError
+from farebox.server.ledger import sqlite_store
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.sqlite_store import SqliteStore
 from farebox.server.ledger.store import Session
@@ -148,3 +149,21 @@ async def test_closing_finishes_the_transactions_already_asked_for(tmp_path: Pat
         assert count == (20,)
     finally:
         await reopened.close()
+
+
+async def test_after_a_shared_commit_the_next_group_gathers_and_closing_cuts_it_short(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load the next group waits a moment for company; a closing store does not."""
+    monkeypatch.setattr(sqlite_store, "GATHER_S", 60.0)
+    ledger = Ledger(store, ALMATY)
+    # The first top-up starts a transaction alone; the three that queue behind it share
+    # the next one, after which the store gathers before it starts another.
+    await asyncio.gather(
+        *(ledger.top_up(top_up(f"nfc:{n:02d}", 100, f"pay-{n}")) for n in range(4))
+    )
+    late = asyncio.create_task(ledger.top_up(top_up("nfc:99", 100, "pay-99")))
+    await asyncio.sleep(0.05)
+    assert not late.done()
+    await asyncio.wait_for(store.close(), timeout=5)
+    assert (await late).fresh
