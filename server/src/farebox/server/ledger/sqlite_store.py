@@ -10,9 +10,9 @@ one is rolled back to its savepoint alone, and every caller hears back only afte
 shared COMMIT. A commit costs about as much for one batch as for several (its cost is the
 pages it writes, and batches share the hot ones), so under load this multiplies
 throughput; for the same reason, after a shared commit the next group waits a moment
-(GATHER_S) for the callers still making their work. `BEGIN IMMEDIATE` takes the write lock up front so that a transaction never
-fails half-way on a busy database. The file is in WAL mode with synchronous=FULL: a
-posting that was acknowledged survives a power cut.
+(GATHER_S) for the callers still making their work. `BEGIN IMMEDIATE` takes the write
+lock up front so that a transaction never fails half-way on a busy database. The file is
+in WAL mode with synchronous=FULL: a posting that was acknowledged survives a power cut.
 """
 
 from __future__ import annotations
