@@ -52,8 +52,16 @@ pass SQLite's limit, 32,766 in its default build)."""
 
 # The summed moves of the transfers above id ?1 (those one insert made), applied to their
 # accounts in one statement: posted amounts, and the holds that pending transfers take
-# and their posts and voids release (found by key through the unique index).
+# and their posts and voids release (found by key through the unique index). Each
+# transfer's two amounts are worked out once, then taken from its debit and to its credit.
 APPLY_BALANCES = """
+WITH moved (debit, credit, currency, posted, held) AS (
+    SELECT n.debit, n.credit, n.currency,
+           CASE WHEN n.phase IN ('single', 'post') THEN n.amount ELSE 0 END,
+           CASE n.phase WHEN 'pending' THEN n.amount WHEN 'single' THEN 0
+               ELSE -(SELECT h.amount FROM transfers h WHERE h.key = n.origin) END
+    FROM transfers n WHERE n.id > ?1
+)
 UPDATE accounts
 SET posted = accounts.posted + m.posted,
     pending_debits = accounts.pending_debits + m.held_debit,
@@ -62,19 +70,11 @@ FROM (
     SELECT account, currency, sum(posted) AS posted, sum(held_debit) AS held_debit,
            sum(held_credit) AS held_credit
     FROM (
-        SELECT n.debit AS account, n.currency,
-               CASE WHEN n.phase IN ('single', 'post') THEN -n.amount ELSE 0 END AS posted,
-               CASE n.phase WHEN 'pending' THEN n.amount WHEN 'single' THEN 0
-                   ELSE -(SELECT h.amount FROM transfers h WHERE h.key = n.origin) END
-                   AS held_debit,
+        SELECT debit AS account, currency, -posted AS posted, held AS held_debit,
                0 AS held_credit
-        FROM transfers n WHERE n.id > ?1
+        FROM moved
         UNION ALL
-        SELECT n.credit, n.currency,
-               CASE WHEN n.phase IN ('single', 'post') THEN n.amount ELSE 0 END, 0,
-               CASE n.phase WHEN 'pending' THEN n.amount WHEN 'single' THEN 0
-                   ELSE -(SELECT h.amount FROM transfers h WHERE h.key = n.origin) END
-        FROM transfers n WHERE n.id > ?1
+        SELECT credit, currency, posted, 0, held FROM moved
     )
     GROUP BY account, currency
 ) AS m
