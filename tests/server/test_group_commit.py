@@ -4,6 +4,8 @@ each caller still gets its own outcome."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -167,3 +169,43 @@ async def test_after_a_shared_commit_the_next_group_gathers_and_closing_cuts_it_
     assert not late.done()
     await asyncio.wait_for(store.close(), timeout=5)
     assert (await late).fresh
+
+
+async def test_writers_of_one_file_take_turns_through_the_lock_file_beside_it(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    """Another writer holding the turn (here the test, as another process would) makes the
+    store wait, without SQLite's busy timeout running out; it writes once the turn is let go."""
+    ledger = Ledger(store, ALMATY)
+    turns = os.open(tmp_path / "ledger.db-writer", os.O_RDONLY)
+    try:
+        fcntl.flock(turns, fcntl.LOCK_EX)
+        posting = asyncio.ensure_future(ledger.top_up(top_up("nfc:01", 100, "pay-1")))
+        await asyncio.sleep(0.3)
+        assert not posting.done()
+        fcntl.flock(turns, fcntl.LOCK_UN)
+        await asyncio.wait_for(posting, 5)
+    finally:
+        os.close(turns)
+    state = await ledger.account("rider:nfc:01")
+    assert state is not None
+    assert state.balance == kzt(100)
+
+
+async def test_an_in_memory_store_has_no_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a file named after ":memory:" would appear
+    store = await SqliteStore.open("sqlite:///:memory:")
+    try:
+        await store.migrate()
+        assert await Ledger(store, ALMATY).top_up(top_up("nfc:01", 100, "pay-1"))
+    finally:
+        await store.close()
+    assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
+
+
+async def test_a_store_that_cannot_make_its_lock_file_does_not_open(tmp_path: Path) -> None:
+    (tmp_path / "ledger.db-writer").mkdir()  # a directory where the lock file would go
+    with pytest.raises(StoreError, match="cannot open"):
+        await SqliteStore.open(f"sqlite:///{tmp_path}/ledger.db")

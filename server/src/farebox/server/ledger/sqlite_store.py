@@ -11,19 +11,25 @@ shared COMMIT. A commit costs about as much for one batch as for several (its co
 pages it writes, and batches share the hot ones), so under load this multiplies
 throughput; for the same reason, after a shared commit the next group waits a moment
 (GATHER_S) for the callers still making their work. `BEGIN IMMEDIATE` takes the write
-lock up front so that a transaction never fails half-way on a busy database. The file is
-in WAL mode with synchronous=FULL: a posting that was acknowledged survives a power cut.
+lock up front so that a transaction never fails half-way on a busy database. Stores
+sharing the file, in one process or several, take turns to write through an OS lock on a
+file beside it (`<file>-writer`): a waiting writer wakes the moment the lock is let go,
+where SQLite's busy handler would sleep between polls. The file is in WAL mode with
+synchronous=FULL: a posting that was acknowledged survives a power cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import fcntl
 import functools
 import json
+import os
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -41,6 +47,9 @@ from farebox.server.ledger.writes import marking_fare_days
 
 T = TypeVar("T")
 PREFIX = "sqlite:///"
+MEMORY = ":memory:"
+TURNS = "-writer"
+"""The suffix of the file beside the database through which writers take turns."""
 GROUP = 32
 """At most this many waiting transactions share one commit."""
 GATHER_S = 0.001
@@ -145,6 +154,34 @@ def _connect(path: str) -> sqlite3.Connection:
     return connection
 
 
+def _open_turns(path: str) -> int | None:
+    """The file through which the writers of the database at `path` take turns, opened
+    (and made if missing); None for an in-memory database, which has one connection.
+
+    Read-only is enough for the lock, so an operator's command run as another user with
+    read access opens it too.
+    """
+    if path == MEMORY:
+        return None
+    return os.open(path + TURNS, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+@contextlib.contextmanager
+def _turn(turns: int | None) -> Iterator[None]:
+    """Hold the writers' turn on `turns` (see `_open_turns`) for one transaction."""
+    if turns is None:
+        yield
+        return
+    try:
+        fcntl.flock(turns, fcntl.LOCK_EX)
+    except OSError as error:
+        raise StoreError(f"cannot take the writers' turn: {error}") from error
+    try:
+        yield
+    finally:
+        fcntl.flock(turns, fcntl.LOCK_UN)
+
+
 def _apply_step(connection: sqlite3.Connection, step: Migration) -> None:
     """Apply `step` in a transaction of its own, unless another process just did.
 
@@ -239,20 +276,22 @@ _Outcome = tuple[_Job, object, bool]
 
 
 def _commit(
-    connection: sqlite3.Connection, jobs: Sequence[_Job]
+    connection: sqlite3.Connection, turns: int | None, jobs: Sequence[_Job]
 ) -> tuple[list[_Outcome], list[_Job]]:
     """Run `jobs` in one transaction, each in a savepoint of its own, and commit once.
 
     Runs on the store's thread, jobs and all, so that a group needs no round trip to the
-    event loop between its statements. Returns each job's outcome, and the jobs to run
-    again: those whose work was lost with a transaction that SQLite rolled back as a whole.
+    event loop between its statements, in the writers' turn taken on `turns`. Returns each
+    job's outcome, and the jobs to run again: those whose work was lost with a transaction
+    that SQLite rolled back as a whole.
     """
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        return _run_jobs(connection, jobs)
-    finally:
-        if connection.in_transaction:  # COMMIT was not reached, or failed
-            connection.execute("ROLLBACK")
+    with _turn(turns):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            return _run_jobs(connection, jobs)
+        finally:
+            if connection.in_transaction:  # COMMIT was not reached, or failed
+                connection.execute("ROLLBACK")
 
 
 def _run_jobs(
@@ -308,6 +347,7 @@ class SqliteStore:
         self._url = url
         self._executor = executor
         self._connection: sqlite3.Connection | None = None
+        self._turns: int | None = None
         self._waiting: collections.deque[_Job] = collections.deque()
         self._group: asyncio.Future[tuple[list[_Outcome], list[_Job]]] | None = None
         self._gathering: asyncio.TimerHandle | None = None
@@ -324,8 +364,9 @@ class SqliteStore:
         store = cls(url, ThreadPoolExecutor(max_workers=1, thread_name_prefix="farebox-sqlite"))
         try:
             store._connection = await store._on_thread(lambda: _connect(path))
-        except sqlite3.Error as error:
-            store._executor.shutdown(wait=False)
+            store._turns = _open_turns(path)
+        except (sqlite3.Error, OSError) as error:
+            await store.close()
             raise StoreError(f"cannot open {url}: {error}") from error
         return store
 
@@ -398,7 +439,7 @@ class SqliteStore:
                 self._start_group()
             return
         running = asyncio.get_running_loop().run_in_executor(
-            self._executor, _commit, connection, jobs
+            self._executor, _commit, connection, self._turns, jobs
         )
         running.add_done_callback(functools.partial(self._group_done, jobs=jobs))
         self._group = running
@@ -437,4 +478,7 @@ class SqliteStore:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             await self._on_thread(connection.close)
+        if self._turns is not None:
+            turns, self._turns = self._turns, None
+            os.close(turns)
         self._executor.shutdown(wait=True)
