@@ -219,14 +219,19 @@ async def test_rotated_package_keys_reach_an_enrolled_device_through_endorsement
 ) -> None:
     bus = Device(server, http)
     enrollment = await bus.enroll(await server.token("bus-018"))
-    for later in (1, 2):  # keys are told apart by the time they were made
-        at = server.clock() + later
-        await server.store.run(functools.partial(publishing.rotate_key, now_ms=at))
+    # Two rotations within one millisecond, and one after the clock went back a minute:
+    # each new key still comes after the key that endorsed it, and signs from then on.
+    now = server.clock()
+    made = []
+    for at in (now, now, now - 60_000):
+        key = await server.store.run(functools.partial(publishing.rotate_key, now_ms=at))
+        newest = await server.store.run(lambda session: publishing.signing_key(session, 0))
+        assert newest.key_id == key.key_id
+        made.append(key.verify_key)
     status, body, _ = await bus.request("GET", "/v1/package-keys", b"")
     assert status == 200
-    newest = await server.store.run(lambda session: publishing.signing_key(session, 0))
     trusted = trusted_after(enrollment.package_keys, decode_endorsements(body))
-    assert (len(trusted), trusted[-1]) == (3, newest.verify_key)
+    assert trusted == (*enrollment.package_keys, *made)
     stranger = Device(server, http)
     stranger.id = "bus-999"
     status, _, _ = await stranger.request("GET", "/v1/package-keys", b"")

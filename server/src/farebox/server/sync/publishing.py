@@ -37,32 +37,37 @@ PUBLISHED_KINDS = frozenset({PackageKind.TARIFF, PackageKind.KEYSET, PackageKind
 DEFAULT_CONFIG: Mapping[str, cbor.Value] = {"in_service": True}
 
 
-async def _newest_key(session: Session) -> SigningKey | None:
+async def _newest_key(session: Session) -> tuple[SigningKey, int] | None:
+    """The newest unretired package key and when it was made."""
     rows = await session.fetch(
-        "SELECT private_pem FROM package_keys WHERE retired_ms IS NULL "
+        "SELECT private_pem, created_ms FROM package_keys WHERE retired_ms IS NULL "
         "ORDER BY created_ms DESC, key_id LIMIT 1"
     )
-    return SigningKey.from_pem(bytes(rows[0][0])) if rows else None
+    return (SigningKey.from_pem(bytes(rows[0][0])), rows[0][1]) if rows else None
 
 
 async def signing_key(session: Session, now_ms: int) -> SigningKey:
     """The key that signs new packages: the newest unretired one, made on first use."""
-    return await _newest_key(session) or await rotate_key(session, now_ms)
+    newest = await _newest_key(session)
+    return newest[0] if newest else await rotate_key(session, now_ms)
 
 
 async def rotate_key(session: Session, now_ms: int) -> SigningKey:
     """Make a new package key; it signs from now on, and the older ones stay trusted.
 
     The key that signed until now endorses it, so that enrolled devices come to trust it
-    (`endorsements`).
+    (`endorsements`). A key is made at least a millisecond after the key that endorses it,
+    even by rotations within one millisecond or after the clock went back, so that every
+    endorsement comes after its signer's in the order devices read them.
     """
-    previous = await _newest_key(session)
+    newest = await _newest_key(session)
     key = SigningKey.generate()
-    link = None if previous is None else endorse(key.verify_key, previous)
+    link = None if newest is None else endorse(key.verify_key, newest[0])
+    made_ms = now_ms if newest is None else max(now_ms, newest[1] + 1)
     await session.execute(
         "INSERT INTO package_keys (key_id, public_key, private_pem, created_ms, endorsed_by,"
         " endorsement) VALUES ($1, $2, $3, $4, $5, $6)",
-        key.key_id, key.verify_key.raw, key.to_pem(), now_ms,
+        key.key_id, key.verify_key.raw, key.to_pem(), made_ms,
         None if link is None else link.signer, None if link is None else link.signature,
     )  # fmt: skip
     return key
