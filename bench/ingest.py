@@ -151,26 +151,29 @@ async def enroll_all(db: str, port: int, sims: Sequence[SimDevice]) -> None:
 
 
 async def upload(port: int, sims: Sequence[SimDevice], concurrency: int) -> float:
-    """Send every device's batches (each device in order); return records per second."""
+    """Send every device's batches (each device in order, on a connection of its own, as
+    a bus has, so that server processes sharing the port each get their share of the
+    devices); return records per second."""
     queue: asyncio.Queue[SimDevice] = asyncio.Queue()
     for sim in sims:
         queue.put_nowait(sim)
     url = f"http://127.0.0.1:{port}/v1/batches"
 
-    async def worker(http: aiohttp.ClientSession) -> None:
+    async def worker() -> None:
         while not queue.empty():
             sim = queue.get_nowait()
-            for body in sim.bodies:
-                now = int(time.time() * 1000)
-                proof = sign_request(sim.key, sim.id, "POST", "/v1/batches", body,
-                                     time_ms=now, nonce=secrets.token_bytes(16))  # fmt: skip
-                async with http.post(url, data=body, headers={**CBOR, **proof.headers()}) as r:
-                    assert r.status == 200, await r.text()
+            async with aiohttp.ClientSession() as http:
+                for body in sim.bodies:
+                    now = int(time.time() * 1000)
+                    proof = sign_request(sim.key, sim.id, "POST", "/v1/batches", body,
+                                         time_ms=now, nonce=secrets.token_bytes(16))  # fmt: skip
+                    headers = {**CBOR, **proof.headers()}
+                    async with http.post(url, data=body, headers=headers) as r:
+                        assert r.status == 200, await r.text()
 
     total = sum(len(b) for sim in sims for b in sim.batches)
     started = time.perf_counter()
-    async with aiohttp.ClientSession() as http:
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return total / (time.perf_counter() - started)
 
 
