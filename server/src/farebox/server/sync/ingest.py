@@ -184,14 +184,17 @@ async def ingest(
             return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
         new = judgement.new
         await store_records(session, batch.device, new, now_ms)
+        alerts = await _ticket_uses(session, new)
+        await devices.advance(session, batch.device, judgement.cursor, now_ms)
         if prepared is not None and len(new) == len(batch.entries):
             posting = prepared
         else:
             posting = _posting(new, books, known, now_ms)
+        # Postings come last: they lock the accounts they move, and a route's revenue
+        # account is in every batch from its buses, so other uploads wait for that lock
+        # until this transaction commits (on PostgreSQL; SQLite has one writer anyway).
         receipts = await writes.post_transfers(session, posting)
         opened.extend(posting.accounts)
-        alerts = await _ticket_uses(session, new)
-        await devices.advance(session, batch.device, judgement.cursor, now_ms)
         reply = answer(batch.device, judgement, device.cursor, now_ms)
         tapped = sum(isinstance(e.record.body, Tap) for e in new)
         return Ingested(reply, len(new), tapped, sum(r.fresh for r in receipts), alerts)
