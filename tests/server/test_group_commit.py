@@ -175,7 +175,7 @@ async def test_writers_of_one_file_take_turns_through_the_lock_file_beside_it(
     store: SqliteStore, tmp_path: Path
 ) -> None:
     """Another writer holding the turn (here the test, as another process would) makes the
-    store wait, without SQLite's busy timeout running out; it writes once the turn is let go."""
+    store wait for it; the store writes once the turn is let go."""
     ledger = Ledger(store, ALMATY)
     turns = os.open(tmp_path / "ledger.db-writer", os.O_RDONLY)
     try:
