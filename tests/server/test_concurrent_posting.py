@@ -33,10 +33,16 @@ async def test_two_processes_posting_the_same_batches_at_once(store_url: str) ->
         for order in ("forward", "backward")
     ]
     results = []
-    for worker in workers:
-        out, err = await asyncio.wait_for(worker.communicate(), timeout=180)
-        assert worker.returncode == 0, err.decode()
-        results.append(json.loads(out))
+    try:
+        for worker in workers:
+            out, err = await asyncio.wait_for(worker.communicate(), timeout=180)
+            assert worker.returncode == 0, err.decode()
+            results.append(json.loads(out))
+    finally:  # a failed worker leaves none running behind it
+        for worker in workers:
+            if worker.returncode is None:
+                worker.kill()
+                await worker.communicate()
 
     total = BATCHES * BATCH_SIZE
     assert all(r["fresh"] + r["repeated"] == total for r in results)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -185,3 +186,26 @@ def test_rows_go_in_by_few_statements_within_the_parameter_limit(
     assert len(statements) == {32766: 7, 100: 32, 7: 500}[limit]
     assert connection.execute("SELECT n, text FROM pairs ORDER BY rowid").fetchall() == rows
     connection.close()
+
+
+async def test_a_new_file_another_store_is_converting_is_waited_for(tmp_path: Path) -> None:
+    """Stores opening a new file at the same moment race to put it in WAL mode: while one
+    holds the file's write lock, SQLite refuses the others' conversion at once, without
+    its busy timeout. Here a connection holds the write lock of a new file for 0.3 s: the
+    store opens once it is let go."""
+    path = tmp_path / "ledger.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held until COMMIT
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        store = await SqliteStore.open(f"sqlite:///{path}")
+        try:
+            assert await store.call(lambda c: c.execute("PRAGMA journal_mode").fetchone()) == (
+                "wal",
+            )
+        finally:
+            await store.close()
+    finally:
+        release.join()
+        holder.close()

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -50,6 +51,8 @@ PREFIX = "sqlite:///"
 MEMORY = ":memory:"
 TURNS = "-writer"
 """The suffix of the file beside the database through which writers take turns."""
+BUSY_S = 10
+"""How long a statement waits for another connection's lock before it fails."""
 GROUP = 32
 """At most this many waiting transactions share one commit."""
 GATHER_S = 0.001
@@ -145,13 +148,31 @@ def _insert(
 
 def _connect(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
-    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_S * 1000}")
+    _use_wal(connection)
     connection.execute("PRAGMA synchronous = FULL")
     connection.execute("PRAGMA foreign_keys = ON")
-    connection.execute("PRAGMA busy_timeout = 10000")
     connection.execute("PRAGMA cache_size = -65536")
     connection.execute("PRAGMA temp_store = MEMORY")
     return connection
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, which the file keeps.
+
+    Of stores opening a new file at the same moment, one converts it, and while it holds
+    the file's write lock SQLite refuses the others' conversion at once (the busy timeout
+    does not cover it): they try again until the file is converted, for up to BUSY_S.
+    """
+    deadline = time.monotonic() + BUSY_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
 
 
 def _open_turns(path: str) -> int | None:
