@@ -92,7 +92,16 @@ async def test_sigterm_during_an_upload_loses_nothing(
     assert (acked, kept) == (0, first_head)  # nothing acknowledged, nothing lost
     script.write_text("")
     head = first_head + 1  # the second run's boot record
-    await run_until(config, lambda: server.devices[DEVICE].cursor.seq == head)
+    # Stopped once the agent has taken the ack in, as its heartbeat tells: the server's
+    # cursor moves before the ack reaches the agent, and SIGTERM in between would leave
+    # the batch unacknowledged again (kept, and sent again by a later run).
+    server.heartbeats.clear()
+
+    def synced() -> bool:
+        stored = server.devices[DEVICE].cursor.seq == head
+        return stored and any(beat.journal_depth == 0 for beat in server.heartbeats)
+
+    await run_until(config, synced)
     assert journal(tmp_path)[:2] == (head, head)
     assert all(server.stored[DEVICE, seq] == 1 for seq in range(1, head + 1))
     assert len(server.stored) == head
