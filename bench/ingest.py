@@ -53,14 +53,12 @@ from farebox.protocol.records import (
 )
 from farebox.server.ledger import writes
 from farebox.server.ledger.fare_day import FareDayPolicy
-from farebox.server.ledger.posting import fare_transfer
 from farebox.server.ledger.store import Session, Store, open_store
 from farebox.server.sync import devices
 from farebox.server.sync.ingest import (
     RECORD_COLUMNS,
-    Carriers,
-    fare_accounts,
-    fare_taps,
+    Books,
+    fare_posting,
     record_rows,
 )
 from tests.support.postgres import server_bin_dir, throwaway_cluster
@@ -74,6 +72,7 @@ CBOR = {"Content-Type": "application/cbor"}
 # Riders with room on their accounts: every tap posts, none crosses into the stoplist
 # (a stoplist change per tap is a different workload, measured by bench.ledger).
 CREDIT = 10**12
+BOOKS = Books(POLICY, CREDIT)
 
 
 @dataclass
@@ -217,10 +216,7 @@ def _rows(
     device: str, part: Sequence[EncodedRecord]
 ) -> tuple[list[tuple[object, ...]], writes.Posting]:
     """A batch's record rows and its fare postings."""
-    records = record_rows(device, part, START_MS)
-    taps = fare_taps(part, Carriers())
-    transfers = [fare_transfer(tap, POLICY) for tap in taps]
-    return records, writes.Posting.of(transfers, fare_accounts(taps, CREDIT), START_MS)
+    return record_rows(device, part, START_MS), fare_posting(part, BOOKS, (), START_MS)
 
 
 async def _write(

@@ -143,7 +143,7 @@ async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> in
     return alerts
 
 
-def _posting(
+def fare_posting(
     entries: Sequence[EncodedRecord], books: Books, known: Container[str], now_ms: int
 ) -> writes.Posting:
     """The fare transfers of `entries`, and the accounts they name bar the `known` ones,
@@ -165,7 +165,7 @@ async def ingest(
     # and for a batch whose taps do not make valid postings, so that such a batch fails
     # (or is judged a duplicate, a gap, a fork) exactly where and as it did before.
     try:
-        prepared: writes.Posting | None = _posting(batch.entries, books, known, now_ms)
+        prepared: writes.Posting | None = fare_posting(batch.entries, books, known, now_ms)
     except Exception:  # noqa: BLE001 - the same work inside the transaction raises it
         prepared = None
 
@@ -189,7 +189,7 @@ async def ingest(
         if prepared is not None and len(new) == len(batch.entries):
             posting = prepared
         else:
-            posting = _posting(new, books, known, now_ms)
+            posting = fare_posting(new, books, known, now_ms)
         # Postings come last: they lock the accounts they move, and a route's revenue
         # account is in every batch from its buses, so other uploads wait for that lock
         # until this transaction commits (on PostgreSQL; SQLite has one writer anyway).
