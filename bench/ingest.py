@@ -7,8 +7,9 @@ throwaway cluster, as the tests make). Ceiling, measured in the same run on a fr
 of the same kind: the bare storage write of the same rows (raw records plus fare postings
 through the ledger's own writes, the rows made beforehand, as many batches in flight as
 the uploads) with no HTTP, decoding, signature or chain checks, nor the making of the
-postings. The steady ingest keeps 8 uploads in flight; the reconnect storm sends 300
-devices' day of records at once, every device uploading from the start.
+postings. Every device uploads as an agent does, one batch in flight at a time: the
+steady ingest is 40 buses syncing at once, the reconnect storm 300 buses returning with a
+day of records each.
 
     .venv/bin/python -m bench.ingest [--quick]
 """
@@ -150,36 +151,31 @@ async def enroll_all(db: str, port: int, sims: Sequence[SimDevice]) -> None:
                 assert response.status == 200, await response.text()
 
 
-async def upload(port: int, sims: Sequence[SimDevice], concurrency: int) -> float:
-    """Send every device's batches (each device in order, on a connection of its own, as
-    a bus has, so that server processes sharing the port each get their share of the
-    devices); return records per second."""
-    queue: asyncio.Queue[SimDevice] = asyncio.Queue()
-    for sim in sims:
-        queue.put_nowait(sim)
+async def upload(port: int, sims: Sequence[SimDevice]) -> float:
+    """Send every device's batches, all devices at once, each as an agent does: in order,
+    one batch in flight, on a connection of its own (so that server processes sharing the
+    port each get their share of the devices); return records per second."""
     url = f"http://127.0.0.1:{port}/v1/batches"
 
-    async def worker() -> None:
-        while not queue.empty():
-            sim = queue.get_nowait()
-            async with aiohttp.ClientSession() as http:
-                for body in sim.bodies:
-                    now = int(time.time() * 1000)
-                    proof = sign_request(sim.key, sim.id, "POST", "/v1/batches", body,
-                                         time_ms=now, nonce=secrets.token_bytes(16))  # fmt: skip
-                    headers = {**CBOR, **proof.headers()}
-                    async with http.post(url, data=body, headers=headers) as r:
-                        assert r.status == 200, await r.text()
+    async def device(sim: SimDevice) -> None:
+        async with aiohttp.ClientSession() as http:
+            for body in sim.bodies:
+                now = int(time.time() * 1000)
+                proof = sign_request(sim.key, sim.id, "POST", "/v1/batches", body,
+                                     time_ms=now, nonce=secrets.token_bytes(16))  # fmt: skip
+                headers = {**CBOR, **proof.headers()}
+                async with http.post(url, data=body, headers=headers) as r:
+                    assert r.status == 200, await r.text()
 
     total = sum(len(b) for sim in sims for b in sim.batches)
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(device(sim) for sim in sims))
     return total / (time.perf_counter() - started)
 
 
-async def bare_write(db: str, sims: Sequence[SimDevice], concurrency: int) -> float:
-    """The same rows written straight to a fresh store: records and fare postings, as
-    many devices' batches at once as the uploads (each device's in order)."""
+async def bare_write(db: str, sims: Sequence[SimDevice]) -> float:
+    """The same rows written straight to a fresh store: records and fare postings, every
+    device's batches at once as in the uploads (each device's in order)."""
     store = await open_store(db)
     try:
         await store.migrate()
@@ -190,16 +186,14 @@ async def bare_write(db: str, sims: Sequence[SimDevice], concurrency: int) -> fl
             )
         # The rows are made before the clock starts: the ceiling is the write alone.
         writes_of = {sim.id: [_rows(sim.id, part) for part in sim.batches] for sim in sims}
-        pending = iter(sims)
 
-        async def worker() -> None:
-            for sim in pending:
-                for records, posting in writes_of[sim.id]:
-                    await store.run(partial(_write, records=records, posting=posting))
+        async def device(sim: SimDevice) -> None:
+            for records, posting in writes_of[sim.id]:
+                await store.run(partial(_write, records=records, posting=posting))
 
         total = sum(len(b) for sim in sims for b in sim.batches)
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(device(sim) for sim in sims))
         return total / (time.perf_counter() - started)
     finally:
         await store.close()
@@ -232,20 +226,19 @@ async def measure(
     storm: Sequence[SimDevice],
     label: str,
     target: str,
-    concurrency: int,
 ) -> list[Row]:
     """The bare write, then ingest and storm over HTTP for one and for two server
     processes, each on a fresh store."""
     rows = []
-    ceiling = await bare_write(next(db_for), sims, concurrency)
+    ceiling = await bare_write(next(db_for), sims)
     records = sum(len(b) for sim in storm for b in sim.batches)
     for processes in PROCESSES:
         db = next(db_for)
         with server(db, processes) as port:
             await enroll_all(db, port, [*sims, *storm])
-            rate = await upload(port, sims, concurrency)
+            rate = await upload(port, sims)
             started = time.perf_counter()
-            await upload(port, storm, len(storm))
+            await upload(port, storm)
             storm_s = time.perf_counter() - started
         how = f"{label}, {processes} server process{'es' if processes > 1 else ''}"
         rows.append(Row(f"ingest over HTTP, {how}", rate, "tx/s", ceiling, target))
@@ -289,13 +282,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         rows += asyncio.run(measure(sqlite_urls(Path(folder)), sims, storm, "SQLite",
-                                    ">= 25,000 tx/s", concurrency=8))  # fmt: skip
+                                    ">= 25,000 tx/s"))  # fmt: skip
     bin_dir = server_bin_dir()
     if bin_dir is not None:
         with throwaway_cluster(bin_dir) as cluster:
             urls = asyncio.run(postgres_urls(cluster.dsn()))
-            rows += asyncio.run(measure(urls, sims, storm, "PostgreSQL", ">= 20,000 tx/s",
-                                        concurrency=8))  # fmt: skip
+            rows += asyncio.run(measure(urls, sims, storm, "PostgreSQL", ">= 20,000 tx/s"))
     print(render("Sync server ingest (load generator on the same machine)", rows))
 
 
