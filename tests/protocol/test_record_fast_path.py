@@ -23,6 +23,7 @@ from farebox.protocol import cbor
 from farebox.protocol.errors import DecodeError
 from farebox.protocol.records import (
     ClockState,
+    EncodedRecord,
     EventKind,
     MediaKind,
     Outcome,
@@ -317,3 +318,57 @@ def test_anything_but_bytes_takes_the_full_path() -> None:
     assert decode_record(memoryview(raw)) == BASE  # type: ignore[arg-type]
     with pytest.raises(DecodeError, match="expected bytes"):
         decode_record("text")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- many records at once
+
+
+def fast_all(raws: list[bytes]) -> list[Record] | None:
+    return cbor.decode_exact_all(raws, _record_as_sent)
+
+
+def test_many_canonical_records_take_the_fast_path_together() -> None:
+    entries = chain(count=9)
+    raws = [entry.raw for entry in entries]
+    assert fast_all(raws) == [entry.record for entry in entries]
+    assert EncodedRecord.parse_all(raws) == entries
+    assert fast_all([]) == []
+
+
+def test_records_cut_at_other_places_are_refused_though_their_bytes_join_the_same() -> None:
+    # Every byte is there, in order, and each part re-encodes to its share of the whole:
+    # only where the parts begin and end is wrong.
+    first, second, third = (entry.raw for entry in chain(count=3))
+    for raws in (
+        [first + second[:5], second[5:], third],  # the second record starts in the first
+        [first[:-1], first[-1:] + second, third],  # the first ends in the second
+        [first + second, third],  # two in one: each reads, the join is longer
+        [first + second, b"", third],  # and nothing in the next
+    ):
+        assert fast_all(raws) is None
+        with pytest.raises(DecodeError):
+            EncodedRecord.parse_all(raws)
+
+
+@given(records, st.data())
+def test_one_other_encoding_among_canonical_records_takes_the_full_path(
+    record: Record, data: st.DataObject
+) -> None:
+    raw = loose(in_key_order(record_to_wire(record)), data)
+    canonical = [entry.raw for entry in chain(count=3)]
+    at_index = data.draw(st.integers(0, 3), label="position")
+    raws = [*canonical[:at_index], raw, *canonical[at_index:]]
+    if raw == encode_record(record):
+        assert fast_all(raws) is not None
+        return
+    assert fast_all(raws) is None
+    with pytest.raises(DecodeError):
+        EncodedRecord.parse_all(raws)
+
+
+def test_a_trailing_byte_on_one_of_many_records_is_refused() -> None:
+    raws = [entry.raw for entry in chain(count=4)]
+    raws[2] += b"\x00"
+    assert fast_all(raws) is None
+    with pytest.raises(DecodeError, match="trailing"):
+        EncodedRecord.parse_all(raws)

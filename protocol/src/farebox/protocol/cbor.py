@@ -11,7 +11,8 @@ message hash differently. The one exception is `decode_tagged`, for a standard f
 wraps its content in a tag (a COSE_Sign1 ticket); `parse` reads such formats without the
 deterministic check, and `deterministic` orders a value's maps for encoding under a tag.
 `decode_exact` is a decoder's fast path for bytes in exactly the form its encoder writes:
-it only ever accepts, and leaves every refusal to `decode`.
+it only ever accepts, and leaves every refusal to `decode`; `decode_exact_all` takes many
+such items (a batch's records) with one re-encoding for them all.
 """
 
 from __future__ import annotations
@@ -204,17 +205,37 @@ def decode_exact(data: bytes, build: Callable[[object], T]) -> T | None:
     verdict: the caller then decodes with `decode` and its own checks, which say what is
     wrong.
     """
-    if type(data) is not bytes:
+    built = decode_exact_all((data,), build)
+    return None if built is None else built[0]
+
+
+def decode_exact_all(items: Sequence[bytes], build: Callable[[object], T]) -> list[T] | None:
+    """`decode_exact` of every one of `items`, or None if any of them is not exact.
+
+    One re-encoding checks them all: the values' encodings, one after another, are the
+    items' bytes one after another exactly when each item is the encoding of its value.
+    Each item's value is decoded from its start; CBOR items are prefix-free, so where the
+    two byte strings agree, an encoding and the item read at the same place end at the
+    same place: by induction every item is its value's encoding, with nothing after it.
+    """
+    if not all(type(item) is bytes for item in items):
         return None
     try:
-        value = cbor2.loads(data)  # reads one item and ignores what follows it
+        values = [cbor2.loads(item) for item in items]  # each read from its start
     except Exception:  # noqa: BLE001 - `decode` says what is wrong
         return None
     try:
-        result = build(value)
+        built = [build(value) for value in values]
     except (ValueError, LookupError):
         return None
-    return result if cbor2.dumps(value) == data else None
+    # An array's encoding is its head, then its items' encodings one after another.
+    expected = _array_head(len(items)) + b"".join(items)
+    return built if cbor2.dumps(values) == expected else None
+
+
+def _array_head(count: int) -> bytes:
+    """The bytes that begin the encoding of an array of `count` items."""
+    return cbor2.dumps([None] * count)[: -count or None]  # each null is one byte
 
 
 def decode_tagged(data: bytes, tag: int, what: str = "message") -> object:

@@ -160,7 +160,7 @@ def _decode_batch(fields: Fields, version: int) -> Batch:
     for index, raw in enumerate(raws):
         if len(raw) > MAX_RECORD_BYTES:
             raise DecodeError(f"batch.recs[{index}]: {len(raw)} bytes, at most {MAX_RECORD_BYTES}")
-    entries = tuple(EncodedRecord.parse(raw) for raw in raws)
+    entries = tuple(EncodedRecord.parse_all(raws))
     checkpoint = checkpoint_from_wire(fields.mapping("cp"), "batch.cp")
     return Batch(fields.text("dev"), entries, checkpoint, version)
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Self
 
 from farebox.protocol.errors import InvalidValueError
+from farebox.protocol.frozen import quick_init
 from farebox.protocol.money import Money
 
 HASH_SIZE = 32
@@ -137,6 +138,7 @@ class Location:
         _check_text(self.stop, "stop", optional=True)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Tap:
     """A presentation of fare media and the validator's decision on it."""
@@ -208,6 +210,7 @@ class Event:
         return cls(kind, tuple(sorted(detail.items())))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Record:
     """One journal entry: the header every record has, and a tap or an event."""

@@ -56,7 +56,7 @@ def pending(conn: sqlite3.Connection, after: int, limit: int) -> list[EncodedRec
     rows = conn.execute(
         "SELECT raw FROM journal WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
     ).fetchall()
-    return [EncodedRecord.parse(bytes(row[0])) for row in rows]
+    return EncodedRecord.parse_all([bytes(row[0]) for row in rows])
 
 
 def acknowledge(conn: sqlite3.Connection, cursor: Cursor, now_ms: int) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from farebox.protocol.frozen import quick_init
 from farebox.protocol.money import Money, check_currency
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
@@ -47,6 +48,7 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Account:
     """An account's identity and terms; its balance lives in `AccountState`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 
+from farebox.protocol.frozen import quick_init
 from farebox.protocol.money import Money
 from farebox.protocol.records import Outcome, Record, Tap
 from farebox.server.ledger.accounts import (
@@ -32,6 +33,7 @@ UNROUTED = "unrouted"
 """The route name of revenue from a tap that carried no route."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FareTap:
     """An accepted tap as the ledger sees it: who rode, where, when, at what provisional fare."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from farebox.protocol.frozen import quick_init
 from farebox.protocol.money import Money
 
 _KEY = re.compile(r"[!-~]{1,200}")
@@ -43,6 +44,7 @@ class Phase(StrEnum):
     """Resolves a pending transfer and releases its hold; moves nothing."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Transfer:
     """One movement of money, as requested; the store adds its id and posting time."""
@@ -151,6 +153,7 @@ def origin_problem(transfer: Transfer, origin: Transfer | None) -> str | None:
     return None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """What the store answers for a transfer: the first posting's id and time."""
