@@ -52,6 +52,7 @@ from farebox.protocol.records import (
     Tap,
     TapType,
 )
+from farebox.server.collector import tune_collector
 from farebox.server.ledger import writes
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.store import Session, Store, open_store
@@ -279,6 +280,7 @@ def main() -> None:
     )
     sims = fleet("bus", devices_n, per_device)
     storm = fleet("storm", storm_n, storm_records)
+    tune_collector()  # as the servers do: for the bare write here, and the load generator
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         rows += asyncio.run(measure(sqlite_urls(Path(folder)), sims, storm, "SQLite",

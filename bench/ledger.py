@@ -30,6 +30,7 @@ import asyncpg
 
 from bench.table import Row, render
 from farebox.protocol.money import Money
+from farebox.server.collector import tune_collector
 from farebox.server.ledger.accounts import Channel, clearing_account, rider_account
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.fare_day import FareDayPolicy
@@ -227,6 +228,7 @@ async def measure(admin_dsn: str | None) -> list[Row]:
 
 
 def main() -> None:
+    tune_collector()  # as `farebox-server run` does: the ledger runs in a server
     configured = os.environ.get(POSTGRES_DSN)
     bin_dir = server_bin_dir()
     if configured or bin_dir is None:

@@ -24,6 +24,7 @@ from farebox.protocol.enrollment import DeviceKind
 from farebox.protocol.packages import PackageKind
 from farebox.protocol.tickets.issuers import IssuerKeySet
 from farebox.server import environment as env
+from farebox.server.collector import tune_collector
 from farebox.server.errors import ConfigurationError
 from farebox.server.http.app import create_app
 from farebox.server.http.state import Settings
@@ -61,6 +62,7 @@ async def serve(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     )
     runner = web.AppRunner(create_app(settings, store=ledger.store), access_log=None)
     await runner.setup()
+    tune_collector()
     site = web.TCPSite(runner, host, port, reuse_port=args.reuse_port)
     await site.start()
     bound = runner.addresses[0][1]  # the port the system chose when asked for port 0
