@@ -139,6 +139,23 @@ async def test_unknown_and_revoked_devices_are_refused(
     assert (status, json.loads(body)["code"]) == (401, "revoked")
 
 
+async def test_a_device_revoked_after_it_synced_is_refused_and_nothing_is_stored(
+    server: Server, device: Device
+) -> None:
+    # The server keeps the keys of devices it has seen; revocation is checked anyway, in
+    # the transaction that would serve the request.
+    journal = chain(device=device.id, count=4)
+    status, _, _ = await device.request("POST", "/v1/batches", batch(device, journal[:2]))
+    assert status == 200
+    await server.store.run(lambda s: devices.revoke(s, device.id, server.clock()))
+    status, body, _ = await device.request("POST", "/v1/batches", batch(device, journal[2:]))
+    assert (status, json.loads(body)["code"]) == (401, "revoked")
+    status, body, _ = await device.request("GET", "/v1/packages/config", b"")
+    assert (status, json.loads(body)["code"]) == (401, "revoked")
+    assert await count(server, "SELECT count(*) FROM records") == 2
+    assert await count(server, "SELECT count(*) FROM heartbeats") == 0
+
+
 async def test_an_enrollment_token_works_once(server: Server, http: aiohttp.ClientSession) -> None:
     token = await server.token("gate-3")
     first = Device(server, http)

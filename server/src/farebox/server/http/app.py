@@ -10,7 +10,7 @@ from farebox.server.http import device_api, operator_api, pages
 from farebox.server.http.metrics import Metrics
 from farebox.server.http.problems import problems
 from farebox.server.http.settlement_task import settlement_task
-from farebox.server.http.state import LEDGER, METRICS, SETTINGS, STORE, Settings
+from farebox.server.http.state import DEVICE_KEYS, LEDGER, METRICS, SETTINGS, STORE, Settings
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.store import Store, open_store
 
@@ -42,6 +42,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app = web.Application(middlewares=[problems], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[DEVICE_KEYS] = {}
     if store is None:
         app.cleanup_ctx.append(_own_store)
     else:

@@ -1,14 +1,17 @@
 """The device API (docs/protocol.md section 8): thin handlers over the sync core.
 
 Every request but enrollment is signed by the device key; `authenticate` checks the
-device, the signature over method, path, time and body, the time window and the nonce,
-and refuses with 401 before anything is stored.
+signature over method, path, time and body and the time window before any transaction,
+and `devices.admit` the device's standing and the nonce first thing inside the one that
+serves the request: each refuses with 401, and nothing is stored.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -25,48 +28,63 @@ from farebox.protocol.package_keys import encode_endorsements
 from farebox.protocol.packages import PackageKind, encode_package
 from farebox.server.errors import ServerError
 from farebox.server.http.problems import Handler, classify
-from farebox.server.http.state import LEDGER, METRICS, SETTINGS, STORE
+from farebox.server.http.state import DEVICE_KEYS, LEDGER, METRICS, SETTINGS, STORE
 from farebox.server.ledger.store import Session
 from farebox.server.sync import devices, publishing
-from farebox.server.sync.devices import Device
+from farebox.server.sync.devices import Device, Nonce
 from farebox.server.sync.errors import AuthenticationError, MalformedRequestError
 from farebox.server.sync.ingest import ingest
 
 CBOR = "application/cbor"
+T = TypeVar("T")
 
 
-async def authenticate(request: web.Request, body: bytes) -> Device:
-    """The device that signed this request, or AuthenticationError (401) with its code."""
-    settings, store = request.app[SETTINGS], request.app[STORE]
+async def authenticate(request: web.Request, body: bytes) -> tuple[str, Nonce]:
+    """Check the request's signature by its device's key, outside any transaction; return
+    the device and the nonce that `devices.admit` takes inside the transaction serving the
+    request, which refuses a revoked device and a replay. 401 (AuthenticationError) with
+    its code for an unsigned request, an unknown device, a bad signature or a stale time.
+
+    A device's key never changes (a device id is enrolled once and never deleted), so each
+    process keeps the keys it has read: a known device's upload needs no transaction of
+    its own before the one that stores it.
+    """
+    settings, keys = request.app[SETTINGS], request.app[DEVICE_KEYS]
     try:
         proof = RequestProof.from_headers(request.headers)
     except DecodeError as error:
         raise AuthenticationError(str(error), "unsigned") from None
-    now_ms = settings.clock()
-
-    async def work(session: Session) -> Device:
-        device = await devices.device(session, proof.device)
-        if device is None:
+    key = keys.get(proof.device)
+    if key is None:
+        found = await request.app[STORE].run(lambda session: devices.device(session, proof.device))
+        if found is None:
             raise AuthenticationError(f"unknown device {proof.device!r}", "unknown_device")
-        if device.revoked:
+        if found.revoked:
             raise AuthenticationError(f"device {proof.device!r} is revoked", "revoked")
-        try:
-            verify_request(
-                proof, device.key, request.method, request.path_qs, body,
-                now_ms=now_ms, window_ms=settings.auth_window_ms,
-            )  # fmt: skip
-        except StaleRequestError as error:
-            raise AuthenticationError(str(error), "stale") from None
-        except SignatureError as error:
-            raise AuthenticationError(str(error), "bad_signature") from None
-        fresh = await devices.remember_nonce(
-            session, device.id, proof.nonce, now_ms, settings.auth_window_ms
-        )
-        if not fresh:
-            raise AuthenticationError("this request was seen before", "replay")
-        return device
+        key = keys.setdefault(found.id, found.key)
+    try:
+        verify_request(
+            proof, key, request.method, request.path_qs, body,
+            now_ms=settings.clock(), window_ms=settings.auth_window_ms,
+        )  # fmt: skip
+    except StaleRequestError as error:
+        raise AuthenticationError(str(error), "stale") from None
+    except SignatureError as error:
+        raise AuthenticationError(str(error), "bad_signature") from None
+    return proof.device, Nonce(proof.nonce, settings.auth_window_ms)
 
-    return await store.run(work)
+
+async def _admitted(
+    request: web.Request, signed: tuple[str, Nonce], work: Callable[[Session, Device], Awaitable[T]]
+) -> T:
+    """Run `work` for the device of a signed request in the transaction that admits it."""
+    now_ms = request.app[SETTINGS].clock()
+    device_id, nonce = signed
+
+    async def admitted(session: Session) -> T:
+        return await work(session, await devices.admit(session, device_id, nonce, now_ms))
+
+    return await request.app[STORE].run(admitted)
 
 
 def _cbor(body: bytes, status: int = 200) -> web.Response:
@@ -93,31 +111,32 @@ async def batches(request: web.Request) -> web.Response:
     settings, store = request.app[SETTINGS], request.app[STORE]
     started = time.perf_counter()
     body = await request.read()
-    device = await authenticate(request, body)
+    device, nonce = await authenticate(request, body)
     message = decode_message(body)
     if not isinstance(message, Batch):
         raise MalformedRequestError(f"expected a batch, got a {type(message).__name__.lower()}")
-    if message.device != device.id:
+    if message.device != device:
         raise AuthenticationError(
-            f"{device.id} cannot send {message.device}'s records", "bad_signature"
+            f"{device} cannot send {message.device}'s records", "bad_signature"
         )
     known = request.app[LEDGER].known
-    result = await ingest(store, settings.books, message, settings.clock(), known)
+    result = await ingest(store, settings.books, message, settings.clock(), known, nonce)
     request.app[METRICS].batch(result, time.perf_counter() - started)
     status = 200 if isinstance(result.answer, Ack) else 409
     return _cbor(encode_message(result.answer), status)
 
 
 async def packages(request: web.Request) -> web.Response:
-    settings, store = request.app[SETTINGS], request.app[STORE]
-    await authenticate(request, b"")
+    signed = await authenticate(request, b"")
     try:
         kind = PackageKind(request.match_info["kind"])
         have = int(request.query.get("have", "0"))
     except ValueError:
         raise MalformedRequestError("unknown package kind or version") from None
-    now_ms = settings.clock()
-    package = await store.run(lambda session: publishing.package_for(session, kind, have, now_ms))
+    now_ms = request.app[SETTINGS].clock()
+    package = await _admitted(
+        request, signed, lambda session, _: publishing.package_for(session, kind, have, now_ms)
+    )
     if package is None:
         raise web.HTTPNotModified
     etag = f'"{kind.value}-{package.version}"'
@@ -130,21 +149,20 @@ async def packages(request: web.Request) -> web.Response:
 
 async def package_keys(request: web.Request) -> web.Response:
     """The endorsements by which enrolled devices come to trust rotated package keys."""
-    await authenticate(request, b"")
-    chain = await request.app[STORE].run(publishing.endorsements)
+    signed = await authenticate(request, b"")
+    chain = await _admitted(request, signed, lambda session, _: publishing.endorsements(session))
     return _cbor(encode_endorsements(chain))
 
 
 async def heartbeat(request: web.Request) -> web.Response:
-    settings, store = request.app[SETTINGS], request.app[STORE]
     body = await request.read()
-    device = await authenticate(request, body)
+    signed = await authenticate(request, body)
     beat = decode_heartbeat(body)
-    if beat.device != device.id:
-        raise AuthenticationError(f"{device.id} cannot report for {beat.device}", "bad_signature")
-    now_ms = settings.clock()
+    if beat.device != signed[0]:
+        raise AuthenticationError(f"{signed[0]} cannot report for {beat.device}", "bad_signature")
+    now_ms = request.app[SETTINGS].clock()
 
-    async def work(session: Session) -> None:
+    async def work(session: Session, device: Device) -> None:
         await session.execute(
             "INSERT INTO heartbeats (device, received_ms, body) VALUES ($1, $2, $3) "
             "ON CONFLICT (device) DO UPDATE SET received_ms = excluded.received_ms, "
@@ -152,7 +170,7 @@ async def heartbeat(request: web.Request) -> web.Response:
             device.id, now_ms, body,
         )  # fmt: skip
 
-    await store.run(work)
+    await _admitted(request, signed, work)
     return web.Response(status=204)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from farebox.protocol.auth import DEFAULT_WINDOW_MS
+from farebox.protocol.keys import VerifyKey
 from farebox.server.errors import ConfigurationError
 from farebox.server.http.metrics import Metrics
 from farebox.server.ledger.book import Ledger, wall_clock_ms
@@ -40,3 +41,5 @@ SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 LEDGER = web.AppKey("ledger", Ledger)
 METRICS = web.AppKey("metrics", Metrics)
+DEVICE_KEYS = web.AppKey("device_keys", dict[str, VerifyKey])
+"""The keys of the devices this process has seen, by device id (see `authenticate`)."""

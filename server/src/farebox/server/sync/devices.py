@@ -16,7 +16,7 @@ from farebox.protocol.enrollment import DeviceKind
 from farebox.protocol.keys import VerifyKey
 from farebox.protocol.records import check_device_id
 from farebox.server.ledger.store import Row, Session
-from farebox.server.sync.errors import DeviceError, EnrollmentError
+from farebox.server.sync.errors import AuthenticationError, DeviceError, EnrollmentError
 
 TOKEN_BYTES = 18
 TOKEN_PREFIX = "fbe_"  # noqa: S105 - a prefix, not a secret
@@ -151,18 +151,42 @@ async def count_refusal(session: Session, device_id: str) -> None:
     await session.execute("UPDATE devices SET refusals = refusals + 1 WHERE id = $1", device_id)
 
 
-async def remember_nonce(
-    session: Session, device_id: str, nonce: bytes, now_ms: int, window_ms: int
-) -> bool:
+@dataclass(frozen=True, slots=True)
+class Nonce:
+    """A signed request's nonce, which its device may not use again within `window_ms`."""
+
+    value: bytes
+    window_ms: int
+
+
+async def remember_nonce(session: Session, device_id: str, nonce: Nonce, now_ms: int) -> bool:
     """Record a request nonce; False if the device used it within the window (a replay)."""
-    await session.execute("DELETE FROM request_nonces WHERE seen_ms < $1", now_ms - 2 * window_ms)
+    await session.execute(
+        "DELETE FROM request_nonces WHERE seen_ms < $1", now_ms - 2 * nonce.window_ms
+    )
     seen = await session.fetch(
-        "SELECT 1 FROM request_nonces WHERE device = $1 AND nonce = $2", device_id, nonce
+        "SELECT 1 FROM request_nonces WHERE device = $1 AND nonce = $2", device_id, nonce.value
     )
     if seen:
         return False
     await session.execute(
         "INSERT INTO request_nonces (device, nonce, seen_ms) VALUES ($1, $2, $3)",
-        device_id, nonce, now_ms,
+        device_id, nonce.value, now_ms,
     )  # fmt: skip
     return True
+
+
+async def admit(
+    session: Session, device_id: str, nonce: Nonce, now_ms: int, *, lock: bool = False
+) -> Device:
+    """The device of a signed request, inside the transaction that serves it; refused
+    (AuthenticationError, and nothing of the transaction stays) if it is unknown, revoked,
+    or used `nonce` before. `lock` as for `device`."""
+    found = await device(session, device_id, lock=lock)
+    if found is None:
+        raise AuthenticationError(f"unknown device {device_id!r}", "unknown_device")
+    if found.revoked:
+        raise AuthenticationError(f"device {device_id!r} is revoked", "revoked")
+    if not await remember_nonce(session, device_id, nonce, now_ms):
+        raise AuthenticationError("this request was seen before", "replay")
+    return found

@@ -22,7 +22,7 @@ from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
 from farebox.server.ledger.store import Session, Store
 from farebox.server.sync import devices
-from farebox.server.sync.errors import AuthenticationError
+from farebox.server.sync.devices import Nonce
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +154,13 @@ def fare_posting(
 
 
 async def ingest(
-    store: Store, books: Books, batch: Batch, now_ms: int, known: KnownAccounts
+    store: Store, books: Books, batch: Batch, now_ms: int, known: KnownAccounts, nonce: Nonce
 ) -> Ingested:
     """Judge `batch` against its device's cursor and take what is new, exactly once.
 
-    `known` holds accounts seen to exist; those this batch opens are added once committed.
+    The upload that carried it was signed with `nonce`: the device is admitted (known, not
+    revoked, no replay) in the same transaction. `known` holds accounts seen to exist;
+    those this batch opens are added once committed.
     """
     # Made before the store is taken, so that one upload's transaction holds the store
     # only for its statements; redone inside for the new part of a partly re-sent batch,
@@ -170,11 +172,7 @@ async def ingest(
         prepared = None
 
     async def work(session: Session) -> Ingested:
-        device = await devices.device(session, batch.device, lock=True)
-        if device is None:
-            raise AuthenticationError(f"unknown device {batch.device!r}", "unknown_device")
-        if device.revoked:
-            raise AuthenticationError(f"device {batch.device!r} is revoked", "revoked")
+        device = await devices.admit(session, batch.device, nonce, now_ms, lock=True)
         judgement = judge(device.cursor, batch, device.key)
         if isinstance(judgement, Duplicate):
             return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
