@@ -5,37 +5,32 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from dataclasses import InitVar, dataclass, field
+from typing import Any
 
 import pytest
 
 from farebox.protocol.frozen import quick_init
 
 
-@dataclass(frozen=True, slots=True)
-class Plain:
-    name: str
-    count: int = 1
-    label: str = field(default="none")
-    size: int = field(init=False)
+def value_class(*, quick: bool) -> Any:
+    """One frozen value class, made the dataclass's way or with `quick_init`."""
 
-    def __post_init__(self) -> None:
-        if self.count < 0:
-            raise ValueError("count must not be negative")
-        object.__setattr__(self, "size", len(self.name) * self.count)
+    @dataclass(frozen=True, slots=True)
+    class Value:
+        name: str
+        count: int = 1
+        label: str = field(default="none")
+        size: int = field(init=False)
+
+        def __post_init__(self) -> None:
+            if self.count < 0:
+                raise ValueError("count must not be negative")
+            object.__setattr__(self, "size", len(self.name) * self.count)
+
+    return quick_init(Value) if quick else Value
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class Quick:
-    name: str
-    count: int = 1
-    label: str = field(default="none")
-    size: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.count < 0:
-            raise ValueError("count must not be negative")
-        object.__setattr__(self, "size", len(self.name) * self.count)
+Plain, Quick = value_class(quick=False), value_class(quick=True)
 
 
 @pytest.mark.parametrize(
@@ -45,9 +40,10 @@ class Quick:
 def test_it_builds_what_the_dataclass_init_builds(
     args: tuple[object, ...], kwargs: dict[str, object]
 ) -> None:
-    plain, quick = Plain(*args, **kwargs), Quick(*args, **kwargs)  # type: ignore[arg-type]
+    plain, quick = Plain(*args, **kwargs), Quick(*args, **kwargs)
     assert dataclasses.astuple(plain) == dataclasses.astuple(quick)
-    assert repr(plain).removeprefix("Plain") == repr(quick).removeprefix("Quick")
+    assert repr(plain) == repr(quick)
+    assert Quick.__init__ is not Plain.__init__
 
 
 def test_it_keeps_the_signature_validation_and_freezing() -> None:
@@ -55,10 +51,10 @@ def test_it_keeps_the_signature_validation_and_freezing() -> None:
     with pytest.raises(ValueError, match="negative"):
         Quick("ab", -1)
     with pytest.raises(TypeError, match="name"):
-        Quick()  # type: ignore[call-arg]
+        Quick()
     quick = Quick("ab")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        quick.count = 2  # type: ignore[misc]
+        quick.count = 2
     assert quick == Quick("ab")
     assert hash(quick) == hash(Quick("ab"))
     assert dataclasses.replace(quick, count=2).size == 4

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import web
@@ -39,11 +40,19 @@ CBOR = "application/cbor"
 T = TypeVar("T")
 
 
-async def authenticate(request: web.Request, body: bytes) -> tuple[str, Nonce]:
-    """Check the request's signature by its device's key, outside any transaction; return
-    the device and the nonce that `devices.admit` takes inside the transaction serving the
-    request, which refuses a revoked device and a replay. 401 (AuthenticationError) with
-    its code for an unsigned request, an unknown device, a bad signature or a stale time.
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A request signed by `device`, its signature checked, not yet admitted."""
+
+    device: str
+    nonce: Nonce
+
+
+async def authenticate(request: web.Request, body: bytes) -> Signed:
+    """Check the request's signature by its device's key, outside any transaction; what
+    it returns `devices.admit` takes inside the transaction serving the request, refusing
+    a revoked device and a replay. 401 (AuthenticationError) with its code for an unsigned
+    request, an unknown device, a bad signature or a stale time.
 
     A device's key never changes (a device id is enrolled once and never deleted), so each
     process keeps the keys it has read: a known device's upload needs no transaction of
@@ -71,18 +80,18 @@ async def authenticate(request: web.Request, body: bytes) -> tuple[str, Nonce]:
         raise AuthenticationError(str(error), "stale") from None
     except SignatureError as error:
         raise AuthenticationError(str(error), "bad_signature") from None
-    return proof.device, Nonce(proof.nonce, settings.auth_window_ms)
+    return Signed(proof.device, Nonce(proof.nonce, settings.auth_window_ms))
 
 
 async def _admitted(
-    request: web.Request, signed: tuple[str, Nonce], work: Callable[[Session, Device], Awaitable[T]]
+    request: web.Request, signed: Signed, work: Callable[[Session, Device], Awaitable[T]]
 ) -> T:
     """Run `work` for the device of a signed request in the transaction that admits it."""
     now_ms = request.app[SETTINGS].clock()
-    device_id, nonce = signed
 
     async def admitted(session: Session) -> T:
-        return await work(session, await devices.admit(session, device_id, nonce, now_ms))
+        device = await devices.admit(session, signed.device, signed.nonce, now_ms)
+        return await work(session, device)
 
     return await request.app[STORE].run(admitted)
 
@@ -111,16 +120,16 @@ async def batches(request: web.Request) -> web.Response:
     settings, store = request.app[SETTINGS], request.app[STORE]
     started = time.perf_counter()
     body = await request.read()
-    device, nonce = await authenticate(request, body)
+    signed = await authenticate(request, body)
     message = decode_message(body)
     if not isinstance(message, Batch):
         raise MalformedRequestError(f"expected a batch, got a {type(message).__name__.lower()}")
-    if message.device != device:
+    if message.device != signed.device:
         raise AuthenticationError(
-            f"{device} cannot send {message.device}'s records", "bad_signature"
+            f"{signed.device} cannot send {message.device}'s records", "bad_signature"
         )
     known = request.app[LEDGER].known
-    result = await ingest(store, settings.books, message, settings.clock(), known, nonce)
+    result = await ingest(store, settings.books, message, settings.clock(), known, signed.nonce)
     request.app[METRICS].batch(result, time.perf_counter() - started)
     status = 200 if isinstance(result.answer, Ack) else 409
     return _cbor(encode_message(result.answer), status)
@@ -158,8 +167,10 @@ async def heartbeat(request: web.Request) -> web.Response:
     body = await request.read()
     signed = await authenticate(request, body)
     beat = decode_heartbeat(body)
-    if beat.device != signed[0]:
-        raise AuthenticationError(f"{signed[0]} cannot report for {beat.device}", "bad_signature")
+    if beat.device != signed.device:
+        raise AuthenticationError(
+            f"{signed.device} cannot report for {beat.device}", "bad_signature"
+        )
     now_ms = request.app[SETTINGS].clock()
 
     async def work(session: Session, device: Device) -> None:
