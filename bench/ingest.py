@@ -7,9 +7,9 @@ throwaway cluster, as the tests make). Ceiling, measured in the same run on a fr
 of the same kind: the bare storage write of the same rows (raw records plus fare postings
 through the ledger's own writes, the rows made beforehand, as many batches in flight as
 the uploads) with no HTTP, decoding, signature or chain checks, nor the making of the
-postings. Every device uploads as an agent does, one batch in flight at a time: the
-steady ingest is 40 buses syncing at once, the reconnect storm 300 buses returning with a
-day of records each.
+postings. Every device uploads as an agent does, one batch in flight at a time, and all
+devices at once: the steady ingest's 40 buses with 2,500 records each, then the reconnect
+storm's 300 with a day's 1,500 each (with --quick: 20 x 1,000, then 60 x 500).
 
     .venv/bin/python -m bench.ingest [--quick]
 """
