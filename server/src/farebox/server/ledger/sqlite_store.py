@@ -25,6 +25,7 @@ import collections
 import contextlib
 import fcntl
 import functools
+import itertools
 import json
 import os
 import re
@@ -142,7 +143,7 @@ def _insert(
         count = 1 << min(most, len(rows) - done).bit_length() - 1
         chunk = rows[done : done + count]
         sql = _inserting(table, columns, count, skip_conflicts=skip_conflicts)
-        connection.execute(sql, [value for row in chunk for value in row])
+        connection.execute(sql, list(itertools.chain.from_iterable(chunk)))
         done += count
 
 
