@@ -65,11 +65,8 @@ async def authenticate(request: web.Request, body: bytes) -> Signed:
         raise AuthenticationError(str(error), "unsigned") from None
     key = keys.get(proof.device)
     if key is None:
-        found = await request.app[STORE].run(lambda session: devices.device(session, proof.device))
-        if found is None:
-            raise AuthenticationError(f"unknown device {proof.device!r}", "unknown_device")
-        if found.revoked:
-            raise AuthenticationError(f"device {proof.device!r} is revoked", "revoked")
+        read = await request.app[STORE].run(lambda session: devices.device(session, proof.device))
+        found = devices.in_standing(read, proof.device)
         key = keys.setdefault(found.id, found.key)
     try:
         verify_request(

@@ -176,17 +176,23 @@ async def remember_nonce(session: Session, device_id: str, nonce: Nonce, now_ms:
     return True
 
 
+def in_standing(found: Device | None, device_id: str) -> Device:
+    """`found`, the device `device_id` as read, unless it is unknown or revoked (then
+    AuthenticationError with the code that says which)."""
+    if found is None:
+        raise AuthenticationError(f"unknown device {device_id!r}", "unknown_device")
+    if found.revoked:
+        raise AuthenticationError(f"device {device_id!r} is revoked", "revoked")
+    return found
+
+
 async def admit(
     session: Session, device_id: str, nonce: Nonce, now_ms: int, *, lock: bool = False
 ) -> Device:
     """The device of a signed request, inside the transaction that serves it; refused
     (AuthenticationError, and nothing of the transaction stays) if it is unknown, revoked,
     or used `nonce` before. `lock` as for `device`."""
-    found = await device(session, device_id, lock=lock)
-    if found is None:
-        raise AuthenticationError(f"unknown device {device_id!r}", "unknown_device")
-    if found.revoked:
-        raise AuthenticationError(f"device {device_id!r} is revoked", "revoked")
+    found = in_standing(await device(session, device_id, lock=lock), device_id)
     if not await remember_nonce(session, device_id, nonce, now_ms):
         raise AuthenticationError("this request was seen before", "replay")
     return found
