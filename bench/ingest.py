@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -86,10 +87,12 @@ class SimDevice:
 
 
 def day_of_records(device: str, count: int, riders: int) -> list[EncodedRecord]:
+    """A device's day: `count` accepted taps of consecutive riders from a start that the
+    device's id fixes (the same in every run), out of `riders`."""
     cursor, entries = Cursor.start(device), []
     location = Location(route="12", vehicle=device, stop="abay-ave")
     for n in range(count):
-        token = f"nfc:{(hash(device) + n) % riders:08x}"
+        token = f"nfc:{(zlib.crc32(device.encode()) + n) % riders:08x}"
         tap = Tap(MediaKind.NFC, token, TapType.SINGLE, Outcome.ACCEPT, Reason.OK,
                   Money(20000, "KZT"), "single", "adult", 1, 1)  # fmt: skip
         record = Record(device, cursor.seq + 1, cursor.head, START_MS + n * 20_000,
