@@ -70,9 +70,10 @@ async def test_the_rebuild_keeps_every_row_and_every_rule(
     try:
         ledger = await a_ledger_of_schema_4(store, monkeypatch)
         before = await snapshot(store)
-        assert await store.migrate() == 5
+        later = [step.version for step in migrations("sqlite")[4:]]
+        assert await store.migrate() == later[-1]
         after = await snapshot(store)
-        assert after["ledger_schema"] == [*before.pop("ledger_schema"), (5,)]
+        assert after["ledger_schema"] == [*before.pop("ledger_schema"), *((v,) for v in later)]
         assert {table: after[table] for table in before} == before
         assert await ledger.violations() == []
         for table in ("accounts", "transfers"):
@@ -109,7 +110,7 @@ INSERT INTO no_such_table VALUES (7);
 
 @pytest.mark.parametrize(
     ("sql", "error"),
-    [(ORPHAN, "migration 6 breaks foreign keys"), (BROKEN, "migration failed: no such table")],
+    [(ORPHAN, "migration {} breaks foreign keys"), (BROKEN, "migration failed: no such table")],
 )
 async def test_a_failing_step_is_refused_and_leaves_nothing(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch, sql: str, error: str
@@ -119,10 +120,10 @@ async def test_a_failing_step_is_refused_and_leaves_nothing(
         ledger = Ledger(store, ALMATY, clock=Clock.at_ms(at(2, "09:00")))
         await ledger.top_up(top_up("nfc:01", 1000, "sms-1"))
         before = await snapshot(store)
-        step = Migration(6, "scratch", sql)
+        step = Migration(migrations("sqlite")[-1].version + 1, "scratch", sql)
         with monkeypatch.context() as patch:
             patch.setattr(sqlite_store, "migrations", lambda dialect: (*migrations(dialect), step))
-            with pytest.raises(MigrationError, match=error):
+            with pytest.raises(MigrationError, match=error.format(step.version)):
                 await store.migrate()
         assert await snapshot(store) == before
         assert await rows(store, "SELECT name FROM sqlite_schema WHERE name LIKE 'scratch%'") == []
