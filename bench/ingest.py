@@ -91,8 +91,9 @@ def day_of_records(device: str, count: int, riders: int) -> list[EncodedRecord]:
     device's id fixes (the same in every run), out of `riders`."""
     cursor, entries = Cursor.start(device), []
     location = Location(route="12", vehicle=device, stop="abay-ave")
+    first = zlib.crc32(device.encode())
     for n in range(count):
-        token = f"nfc:{(zlib.crc32(device.encode()) + n) % riders:08x}"
+        token = f"nfc:{(first + n) % riders:08x}"
         tap = Tap(MediaKind.NFC, token, TapType.SINGLE, Outcome.ACCEPT, Reason.OK,
                   Money(20000, "KZT"), "single", "adult", 1, 1)  # fmt: skip
         record = Record(device, cursor.seq + 1, cursor.head, START_MS + n * 20_000,

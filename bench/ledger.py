@@ -40,6 +40,7 @@ from farebox.server.collector import tune_collector
 from farebox.server.ledger.accounts import Channel, clearing_account, rider_account
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.fare_day import FareDayPolicy
+from farebox.server.ledger.postgres_store import PostgresStore
 from farebox.server.ledger.posting import (
     FareTap,
     TopUp,
@@ -186,7 +187,7 @@ async def bare_insert_rate(
         ledger = Ledger(store, POLICY)
         taps = [tap for batch in batches for tap in batch]
         await ledger.post([], fare_accounts(taps, lambda t, c, k: rider_account(t, c)))
-        if url.startswith("postgresql"):
+        if isinstance(store, PostgresStore):  # the balances' trigger is PostgreSQL's
             await store.run(disable_balance_trigger)
 
         async def insert(batch_rows: list[tuple[object, ...]]) -> None:
