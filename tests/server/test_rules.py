@@ -221,11 +221,11 @@ def test_rider_accounts_name_their_token() -> None:
 
 def test_known_accounts_are_remembered_up_to_a_bound() -> None:
     known = KnownAccounts(limit=3)
-    known.add([rider_account("nfc:01", "KZT"), rider_account("nfc:02", "KZT")])
+    known.add(["rider:nfc:01", "rider:nfc:02"])
     assert "rider:nfc:01" in known
     taps = [tap("bus-1", 1, "nfc:01", at(2, "08:00")), tap("bus-1", 2, "nfc:03", at(2, "08:05"))]
     opened = fare_accounts(taps, lambda token, currency, _: rider_account(token, currency), known)
     assert [account.id for account in opened] == ["revenue:KZT:citybus:12", "rider:nfc:03"]
-    known.add([rider_account("nfc:03", "KZT"), rider_account("nfc:04", "KZT")])
+    known.add(["rider:nfc:03", "rider:nfc:04"])
     assert "rider:nfc:01" not in known  # past the bound it starts over
     assert "rider:nfc:04" in known

@@ -82,9 +82,7 @@ async def serve(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
 async def enroll_token(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     now, ttl = wall_clock_ms(), int(args.hours * 3_600_000)
     kind = DeviceKind(args.kind)
-    token = await ledger.store.run(
-        lambda session: devices.create_token(session, args.name, kind, now, ttl)
-    )
+    token = await ledger.store.run(devices.create_token, args.name, kind, now, ttl)
     out.write(f"{token}\n")
     return 0
 
@@ -105,14 +103,14 @@ async def device_list(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> 
 
 async def device_revoke(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     now = wall_clock_ms()
-    revoked = await ledger.store.run(lambda session: devices.revoke(session, args.device, now))
+    revoked = await ledger.store.run(devices.revoke, args.device, now)
     out.write(f"{revoked.id} revoked; its {revoked.cursor.seq} synced records stay\n")
     return 0
 
 
 async def rotate_package_key(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     now = wall_clock_ms()
-    key = await ledger.store.run(lambda session: publishing.rotate_key(session, now))
+    key = await ledger.store.run(publishing.rotate_key, now)
     out.write(
         f"package key {key.key_id.hex()} signs from now on; enrolled devices learn it from"
         " the previous key's endorsement when they next fetch packages\n"
@@ -129,9 +127,7 @@ def _read_toml(path: Path) -> dict[str, object]:
 
 async def _publish(ledger: Ledger, kind: PackageKind, payload: bytes, out: TextIO) -> int:
     now = wall_clock_ms()
-    package = await ledger.store.run(
-        lambda session: publishing.publish(session, kind, payload, now)
-    )
+    package = await ledger.store.run(publishing.publish, kind, payload, now)
     out.write(f"{kind} package {package.version} published ({len(payload)} bytes)\n")
     return 0
 

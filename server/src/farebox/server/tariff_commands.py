@@ -65,9 +65,7 @@ async def publish(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     tariff = read_tariff(_source(args))
     payload = encode_tariff(tariff)
     now = wall_clock_ms()
-    package = await ledger.store.run(
-        lambda session: publishing.publish(session, PackageKind.TARIFF, payload, now)
-    )
+    package = await ledger.store.run(publishing.publish, PackageKind.TARIFF, payload, now)
     out.write(f"tariff {tariff.summary().get('id', '')} published as tariff package "
               f"{package.version} ({len(payload)} bytes)\n")  # fmt: skip
     return 0

@@ -19,14 +19,15 @@ from aiohttp import web
 from farebox.protocol.auth import RequestProof, verify_request
 from farebox.protocol.enrollment import (
     Enrollment,
+    EnrollRequest,
     decode_enroll_request,
     encode_enrollment,
 )
 from farebox.protocol.errors import DecodeError, SignatureError, StaleRequestError
 from farebox.protocol.heartbeat import decode_heartbeat
 from farebox.protocol.messages import Ack, Batch, decode_message, encode_message
-from farebox.protocol.package_keys import encode_endorsements
-from farebox.protocol.packages import PackageKind, encode_package
+from farebox.protocol.package_keys import Endorsement, encode_endorsements
+from farebox.protocol.packages import Package, PackageKind, encode_package
 from farebox.server.errors import ServerError
 from farebox.server.http.problems import Handler, classify
 from farebox.server.http.state import DEVICE_KEYS, LEDGER, METRICS, SETTINGS, STORE
@@ -65,7 +66,7 @@ async def authenticate(request: web.Request, body: bytes) -> Signed:
         raise AuthenticationError(str(error), "unsigned") from None
     key = keys.get(proof.device)
     if key is None:
-        read = await request.app[STORE].run(lambda session: devices.device(session, proof.device))
+        read = await request.app[STORE].run(devices.device, proof.device)
         found = devices.in_standing(read, proof.device)
         key = keys.setdefault(found.id, found.key)
     try:
@@ -80,17 +81,27 @@ async def authenticate(request: web.Request, body: bytes) -> Signed:
     return Signed(proof.device, Nonce(proof.nonce, settings.auth_window_ms))
 
 
-async def _admitted(
-    request: web.Request, signed: Signed, work: Callable[[Session, Device], Awaitable[T]]
+async def _in_standing(
+    session: Session,
+    signed: Signed,
+    now_ms: int,
+    work: Callable[..., Awaitable[T]],
+    args: tuple[object, ...],
 ) -> T:
-    """Run `work` for the device of a signed request in the transaction that admits it."""
+    device = await devices.admit(session, signed.device, signed.nonce, now_ms)
+    return await work(session, device, *args)
+
+
+async def _admitted(
+    request: web.Request,
+    signed: Signed,
+    work: Callable[..., Awaitable[T]],
+    *args: object,
+) -> T:
+    """Run `work(session, device, *args)` for the device of a signed request in the
+    transaction that admits it."""
     now_ms = request.app[SETTINGS].clock()
-
-    async def admitted(session: Session) -> T:
-        device = await devices.admit(session, signed.device, signed.nonce, now_ms)
-        return await work(session, device)
-
-    return await request.app[STORE].run(admitted)
+    return await request.app[STORE].run(_in_standing, signed, now_ms, work, args)
 
 
 def _cbor(body: bytes, status: int = 200) -> web.Response:
@@ -100,17 +111,15 @@ def _cbor(body: bytes, status: int = 200) -> web.Response:
 async def enroll(request: web.Request) -> web.Response:
     settings, store = request.app[SETTINGS], request.app[STORE]
     enroll_request = decode_enroll_request(await request.read())
-    now_ms = settings.clock()
+    enrollment = await store.run(_enroll, enroll_request, settings.clock())
+    return _cbor(encode_enrollment(enrollment))
 
-    async def work(session: Session) -> Enrollment:
-        device = await devices.enroll(
-            session, enroll_request.token, enroll_request.public_key, now_ms
-        )
-        config = await publishing.config_package(session, now_ms)
-        keys = await publishing.trusted_keys(session)
-        return Enrollment(device.id, device.kind, tuple(keys), now_ms, encode_package(config))
 
-    return _cbor(encode_enrollment(await store.run(work)))
+async def _enroll(session: Session, enroll_request: EnrollRequest, now_ms: int) -> Enrollment:
+    device = await devices.enroll(session, enroll_request.token, enroll_request.public_key, now_ms)
+    config = await publishing.config_package(session, now_ms)
+    keys = await publishing.trusted_keys(session)
+    return Enrollment(device.id, device.kind, tuple(keys), now_ms, encode_package(config))
 
 
 async def batches(request: web.Request) -> web.Response:
@@ -140,9 +149,7 @@ async def packages(request: web.Request) -> web.Response:
     except ValueError:
         raise MalformedRequestError("unknown package kind or version") from None
     now_ms = request.app[SETTINGS].clock()
-    package = await _admitted(
-        request, signed, lambda session, _: publishing.package_for(session, kind, have, now_ms)
-    )
+    package = await _admitted(request, signed, _package, kind, have, now_ms)
     if package is None:
         raise web.HTTPNotModified
     etag = f'"{kind.value}-{package.version}"'
@@ -153,11 +160,21 @@ async def packages(request: web.Request) -> web.Response:
     return response
 
 
+async def _package(
+    session: Session, _: Device, kind: PackageKind, have: int, now_ms: int
+) -> Package | None:
+    return await publishing.package_for(session, kind, have, now_ms)
+
+
 async def package_keys(request: web.Request) -> web.Response:
     """The endorsements by which enrolled devices come to trust rotated package keys."""
     signed = await authenticate(request, b"")
-    chain = await _admitted(request, signed, lambda session, _: publishing.endorsements(session))
+    chain = await _admitted(request, signed, _endorsements)
     return _cbor(encode_endorsements(chain))
+
+
+async def _endorsements(session: Session, _: Device) -> list[Endorsement]:
+    return await publishing.endorsements(session)
 
 
 async def heartbeat(request: web.Request) -> web.Response:
@@ -168,18 +185,17 @@ async def heartbeat(request: web.Request) -> web.Response:
         raise AuthenticationError(
             f"{signed.device} cannot report for {beat.device}", "bad_signature"
         )
-    now_ms = request.app[SETTINGS].clock()
-
-    async def work(session: Session, device: Device) -> None:
-        await session.execute(
-            "INSERT INTO heartbeats (device, received_ms, body) VALUES ($1, $2, $3) "
-            "ON CONFLICT (device) DO UPDATE SET received_ms = excluded.received_ms, "
-            "body = excluded.body",
-            device.id, now_ms, body,
-        )  # fmt: skip
-
-    await _admitted(request, signed, work)
+    await _admitted(request, signed, _keep_heartbeat, request.app[SETTINGS].clock(), body)
     return web.Response(status=204)
+
+
+async def _keep_heartbeat(session: Session, device: Device, now_ms: int, body: bytes) -> None:
+    await session.execute(
+        "INSERT INTO heartbeats (device, received_ms, body) VALUES ($1, $2, $3) "
+        "ON CONFLICT (device) DO UPDATE SET received_ms = excluded.received_ms, "
+        "body = excluded.body",
+        device.id, now_ms, body,
+    )  # fmt: skip
 
 
 def _counted(handler: Handler) -> Handler:

@@ -29,7 +29,6 @@ from farebox.server.http.state import LEDGER, METRICS, SETTINGS, STORE
 from farebox.server.ledger.accounts import RIDER_PREFIX, Channel, check_name
 from farebox.server.ledger.posting import TopUp
 from farebox.server.ledger.stoplist import BlockReason
-from farebox.server.ledger.store import Session
 from farebox.server.ledger.tariff_rater import TariffRater
 from farebox.server.sync import devices, publishing, reports
 from farebox.server.sync.errors import (
@@ -119,7 +118,7 @@ async def list_devices(request: web.Request) -> web.Response:
 
 async def revoke_device(request: web.Request) -> web.Response:
     device_id, now = request.match_info["device"], request.app[SETTINGS].clock()
-    found = await request.app[STORE].run(lambda session: devices.revoke(session, device_id, now))
+    found = await request.app[STORE].run(devices.revoke, device_id, now)
     # `revoke` answers the device as it was; one revoked before keeps its first time.
     revoked = found if found.revoked else replace(found, revoked_ms=now)
     return web.json_response(views.device(revoked))
@@ -187,9 +186,7 @@ async def _card(request: web.Request, token: str, version: int) -> web.Response:
 
 
 async def list_tariffs(request: web.Request) -> web.Response:
-    published = await request.app[STORE].run(
-        lambda session: reports.publications(session, PackageKind.TARIFF)
-    )
+    published = await request.app[STORE].run(reports.publications, PackageKind.TARIFF)
     return web.json_response({"tariffs": [views.publication(p) for p in published]})
 
 
@@ -204,9 +201,7 @@ async def publish_tariff(request: web.Request) -> web.Response:
     except (InvalidTariffError, ConfigurationError) as error:
         raise TariffRefusedError(str(error)) from None
     payload, now = encode_tariff(tariff), request.app[SETTINGS].clock()
-    package = await request.app[STORE].run(
-        lambda session: publishing.publish(session, PackageKind.TARIFF, payload, now)
-    )
+    package = await request.app[STORE].run(publishing.publish, PackageKind.TARIFF, payload, now)
     document = {"id": tariff.id, "version": package.version, "bytes": len(payload)}
     return web.json_response(document, status=201)
 
@@ -227,11 +222,8 @@ async def revenue_report(request: web.Request) -> web.Response:
 async def taps_report(request: web.Request) -> web.Response:
     day, policy = _day(request), request.app[SETTINGS].books.policy
     start, end = policy.closes_at_ms(day - timedelta(days=1)), policy.closes_at_ms(day)
-
-    async def work(session: Session) -> list[tuple[int, int]]:
-        return await reports.records_per_minute(session, start, end)
-
-    minutes = [{"minute_ms": m, "taps": n} for m, n in await request.app[STORE].run(work)]
+    per_minute = await request.app[STORE].run(reports.records_per_minute, start, end)
+    minutes = [{"minute_ms": m, "taps": n} for m, n in per_minute]
     return web.json_response({"day": day.isoformat(), "start_ms": start, "minutes": minutes})
 
 
@@ -244,7 +236,7 @@ async def sync_lag_report(request: web.Request) -> web.Response:
 
 async def list_ticket_alerts(request: web.Request) -> web.Response:
     limit = _query_int(request, "limit", ALERTS)
-    alerts = await request.app[STORE].run(lambda session: reports.ticket_alerts(session, limit))
+    alerts = await request.app[STORE].run(reports.ticket_alerts, limit)
     return web.json_response({"alerts": [views.ticket_alert(a) for a in alerts]})
 
 

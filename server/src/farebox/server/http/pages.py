@@ -34,16 +34,16 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    now = request.app[SETTINGS].clock()
-
-    async def work(session: Session) -> tuple[int, list[reports.SyncLag]]:
-        size = await reads.stoplist_size(session)
-        return size, reports.sync_lag(await reports.device_statuses(session), now)
-
-    size, lags = await request.app[STORE].run(work)
+    size, lags = await request.app[STORE].run(_gauges, request.app[SETTINGS].clock())
     text = request.app[METRICS].render(size, lags)
     # aiohttp refuses a charset inside content_type, so the header is set whole.
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _gauges(session: Session, now_ms: int) -> tuple[int, list[reports.SyncLag]]:
+    """The stoplist's size and each device's sync lag at `now_ms`."""
+    size = await reads.stoplist_size(session)
+    return size, reports.sync_lag(await reports.device_statuses(session), now_ms)
 
 
 def add_routes(app: web.Application) -> None:

@@ -119,9 +119,10 @@ class KnownAccounts:
     def __contains__(self, account_id: object) -> bool:
         return account_id in self._ids
 
-    def add(self, accounts: Iterable[Account]) -> None:
-        """Remember `accounts`; call only after the commit that opened them."""
-        ids = {account.id for account in accounts}
+    def add(self, account_ids: Iterable[str]) -> None:
+        """Remember the accounts of `account_ids`; call only after the commit that opened
+        them."""
+        ids = set(account_ids)
         if len(self._ids) + len(ids) > self._limit:
             self._ids.clear()
         self._ids.update(ids)

@@ -9,7 +9,7 @@ awaits the store, so it is safe to call from the server's event loop.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -63,19 +63,22 @@ class BatchResult:
     repeated: int
 
 
-def _settlement(
-    state: DayState, adjustments: Sequence[Transfer], now_ms: int
-) -> Callable[[Session], Awaitable[tuple[Receipt, ...] | None]]:
+async def _settle_revision(
+    session: Session, state: DayState, posting: writes.Posting
+) -> tuple[Receipt, ...] | None:
     """Claim the next revision of a day and post its adjustments; None if another server won."""
+    if not await writes.claim_settlement(session, state, posting.now_ms):
+        return None
+    return await writes.post_transfers(session, posting)
 
-    posting = writes.Posting.of(adjustments, (), now_ms)
 
-    async def work(session: Session) -> tuple[Receipt, ...] | None:
-        if not await writes.claim_settlement(session, state, now_ms):
-            return None
-        return await writes.post_transfers(session, posting)
+async def _set_credit_limit(session: Session, account_id: str, limit: int, now_ms: int) -> None:
+    if not await writes.set_credit_limit(session, account_id, limit, now_ms):
+        raise UnknownAccountError(f"no rider account {account_id}")
 
-    return work
+
+async def _change_blocks(session: Session, change: BlockChange, now_ms: int) -> int:
+    return (await writes.change_blocks(session, [change], now_ms)).head.version
 
 
 class Ledger:
@@ -108,12 +111,8 @@ class Ledger:
         """Post transfers in one transaction, opening `accounts` first if they are missing."""
         missing = [account for account in accounts if account.id not in self.known]
         posting = writes.Posting.of(transfers, missing, self._clock())
-
-        async def work(session: Session) -> tuple[Receipt, ...]:
-            return await writes.post_transfers(session, posting)
-
-        receipts = await self.store.run(work)
-        self.known.add(missing)
+        receipts = await self.store.run(writes.post_transfers, posting)
+        self.known.add(posting.account_ids)
         return receipts
 
     async def post_taps(self, taps: Sequence[FareTap]) -> BatchResult:
@@ -156,7 +155,7 @@ class Ledger:
         """
         now = self._clock()
         before = now - int(grace.total_seconds() * 1000)
-        expired = await self.store.run(lambda session: reads.expired_holds(session, before, limit))
+        expired = await self.store.run(reads.expired_holds, before, limit)
         charges = [
             resolve_transfer(
                 e.transfer, key=f"expire:{e.transfer.key}", amount=e.transfer.amount, time_ms=now
@@ -220,37 +219,26 @@ class Ledger:
         return receipt
 
     async def transfer(self, key: str) -> Entry | None:
-        return await self.store.run(lambda session: reads.transfer(session, key))
+        return await self.store.run(reads.transfer, key)
 
     async def account(self, account_id: str) -> AccountState | None:
-        return await self.store.run(lambda session: reads.account_state(session, account_id))
+        return await self.store.run(reads.account_state, account_id)
 
     async def statement(self, account_id: str, limit: int = 50) -> list[Entry]:
-        return await self.store.run(lambda session: reads.statement(session, account_id, limit))
+        return await self.store.run(reads.statement, account_id, limit)
 
     async def set_credit_limit(self, token: str, currency: str, limit: int) -> None:
         """Change a rider's credit limit; the stoplist follows at once."""
         account_id = rider_account(token, currency).id
-        now = self._clock()
         if limit < 0:
             raise LedgerError("a credit limit is not negative")
-
-        async def work(session: Session) -> bool:
-            return await writes.set_credit_limit(session, account_id, limit, now)
-
-        if not await self.store.run(work):
-            raise UnknownAccountError(f"no rider account {account_id}")
+        await self.store.run(_set_credit_limit, account_id, limit, self._clock())
 
     async def _blocks(self, token: str, reason: BlockReason, note: str | None, *, add: bool) -> int:
         if reason not in OPERATOR_REASONS:
             raise LedgerError(f"{reason.value!r} blocks are kept by the ledger, not by operators")
         change = BlockChange(token, reason, add=add, note=note)
-        now = self._clock()
-
-        async def work(session: Session) -> int:
-            return (await writes.change_blocks(session, [change], now)).head.version
-
-        return await self.store.run(work)
+        return await self.store.run(_change_blocks, change, self._clock())
 
     async def block(self, token: str, reason: BlockReason, note: str | None = None) -> int:
         """Stop-list a token (lost, stolen, fraud...); return the stoplist version."""
@@ -261,7 +249,7 @@ class Ledger:
         return await self._blocks(token, reason, None, add=False)
 
     async def blocks(self, token: str) -> list[tuple[str, str | None]]:
-        return await self.store.run(lambda session: reads.blocks_of(session, token))
+        return await self.store.run(reads.blocks_of, token)
 
     async def stoplist_head(self) -> Head:
         return await self.store.run(reads.stoplist_head)
@@ -275,14 +263,14 @@ class Ledger:
     async def stoplist_delta(self, since: int, until: int | None = None) -> Delta:
         """Net additions and removals from version `since` to `until` (default: the latest),
         with the checksum of the whole list at `until`."""
-        return await self.store.run(lambda session: reads.stoplist_delta(session, since, until))
+        return await self.store.run(reads.stoplist_delta, since, until)
 
     async def settle(
         self, account_id: str, day: date, rater: Rater, *, force: bool = False
     ) -> tuple[Receipt, ...]:
         """Re-rate one rider's fare day and post the difference; a no-op if nothing changed."""
         for _ in range(SETTLEMENT_ATTEMPTS):
-            state = await self.store.run(lambda s: reads.day_state(s, account_id, day))
+            state = await self.store.run(reads.day_state, account_id, day)
             if not state.dirty and not force:
                 return ()
             if state.taps:
@@ -298,7 +286,8 @@ class Ledger:
             adjustments = settlement_transfers(
                 state, rated, currency=currency, time_ms=self.policy.closes_at_ms(day)
             )
-            receipts = await self.store.run(_settlement(state, adjustments, self._clock()))
+            posting = writes.Posting.of(adjustments, (), self._clock())
+            receipts = await self.store.run(_settle_revision, state, posting)
             if receipts is not None:
                 return receipts
         raise LedgerError(f"{account_id} {day}: settlement kept racing with another server")
@@ -306,14 +295,14 @@ class Ledger:
     async def settle_due(self, rater: Rater, *, limit: int = 1000) -> int:
         """Settle closed fare days not settled yet or changed by late taps; return how many."""
         last = self.policy.last_closed(self._clock())
-        await self.store.run(lambda session: writes.close_fare_days(session, last))
-        due = await self.store.run(lambda session: reads.due_days(session, last, limit))
+        await self.store.run(writes.close_fare_days, last)
+        due = await self.store.run(reads.due_days, last, limit)
         for account_id, day in due:
             await self.settle(account_id, day, rater)
         return len(due)
 
     async def revenue(self, day: date) -> list[tuple[str, Money]]:
-        return await self.store.run(lambda session: reads.revenue(session, day))
+        return await self.store.run(reads.revenue, day)
 
     async def violations(self) -> list[str]:
         return await self.store.run(violations)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -31,6 +31,7 @@ from farebox.server.ledger.store import (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 RETRIES = 5
 MIGRATION_LOCK = 0x66617265  # an arbitrary advisory lock id, the same in every process
@@ -155,12 +156,18 @@ class PostgresStore:
                     await connection.execute("INSERT INTO ledger_schema VALUES ($1)", step.version)
         return steps[-1].version
 
-    async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
+    async def run(
+        self,
+        work: Callable[Concatenate[Session, P], Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
         attempt = 1
         while True:
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
-                    return await work(_PostgresSession(connection))
+                    return await work(_PostgresSession(connection), *args, **kwargs)
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 if attempt == RETRIES:
                     raise

@@ -9,21 +9,20 @@ from farebox.server.errors import LedgerError
 from farebox.server.ledger.accounts import Account, AccountKind, AccountState
 from farebox.server.ledger.settlement import DayState, DayTap
 from farebox.server.ledger.stoplist import EMPTY_HEAD, Change, Delta, Head, net_delta
-from farebox.server.ledger.store import Row, Session
+from farebox.server.ledger.store import TRANSFER_COLUMNS, Row, Session
 from farebox.server.ledger.transfers import Entry, Phase, Transfer, TransferKind
 
-_ENTRY = (
-    "SELECT id, posted_ms, key, kind, phase, debit, credit, currency, amount, event_ms,"
-    " reference, fare_day, device, seq, stop, category, origin, timeout_ms FROM transfers"
-)
+_ENTRY = f"SELECT id, {', '.join(TRANSFER_COLUMNS)} FROM transfers"  # noqa: S608 (fixed names)
 # A transfer moves posted balances when it is posted at once or posts a pending one.
 MOVES = "phase IN ('single', 'post')"
+_POSTED_MS = TRANSFER_COLUMNS.index("posted_ms")
 
 
-def entry_from_row(row: Row) -> Entry:
-    (ident, posted_ms, key, kind, phase, debit, credit, currency, amount, event_ms) = row[:10]
+def transfer_from_row(row: Row) -> Transfer:
+    """The transfer a row of TRANSFER_COLUMNS stores."""
+    (key, _, kind, phase, debit, credit, currency, amount, event_ms, _) = row[:10]
     (reference, fare_day, device, seq, stop, category, origin, timeout_ms) = row[10:]
-    transfer = Transfer(
+    return Transfer(
         key=key,
         kind=TransferKind(kind),
         phase=Phase(phase),
@@ -40,7 +39,11 @@ def entry_from_row(row: Row) -> Entry:
         origin=origin,
         timeout_ms=timeout_ms,
     )
-    return Entry(ident, posted_ms, transfer)
+
+
+def entry_from_row(row: Row) -> Entry:
+    """The entry an `_ENTRY` row stores: its id, then TRANSFER_COLUMNS."""
+    return Entry(row[0], row[1 + _POSTED_MS], transfer_from_row(row[1:]))
 
 
 async def transfer(session: Session, key: str) -> Entry | None:

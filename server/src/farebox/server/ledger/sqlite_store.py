@@ -33,7 +33,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
 from farebox.server.ledger.migrations import Migration, migrations
@@ -48,6 +48,7 @@ from farebox.server.ledger.store import (
 from farebox.server.ledger.writes import marking_fare_days
 
 T = TypeVar("T")
+P = ParamSpec("P")
 PREFIX = "sqlite:///"
 MEMORY = ":memory:"
 TURNS = "-writer"
@@ -292,7 +293,9 @@ def _to_end(work: Awaitable[T]) -> T:
     raise StoreError("a job on the SQLite store awaited something other than its session")
 
 
-_Job = tuple[Callable[[Session], Awaitable[Any]], "asyncio.Future[Any]"]
+_Call = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]]
+"""A job's work and its arguments but the session."""
+_Job = tuple[_Call, "asyncio.Future[Any]"]
 _Outcome = tuple[_Job, object, bool]
 """A job, and its result, or the error it failed with (True)."""
 
@@ -326,7 +329,8 @@ def _run_jobs(
         if not alone:
             connection.execute("SAVEPOINT job")
         try:
-            result = _to_end(job[0](session))
+            work, args, kwargs = job[0]
+            result = _to_end(work(session, *args, **kwargs))
         except Exception as error:  # noqa: BLE001 - handed to the job's caller
             if not connection.in_transaction:
                 # SQLite rolled the whole transaction back (a full disk, an I/O error): the
@@ -432,8 +436,14 @@ class SqliteStore:
         except sqlite3.Error as error:
             raise MigrationError(f"migration failed: {error}") from error
 
-    async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
-        job: _Job = (work, asyncio.get_running_loop().create_future())
+    async def run(
+        self,
+        work: Callable[Concatenate[Session, P], Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        job: _Job = ((work, args, kwargs), asyncio.get_running_loop().create_future())
         self._waiting.append(job)
         if self._group is None and self._gathering is None:
             self._start_group()

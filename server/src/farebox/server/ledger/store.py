@@ -11,11 +11,12 @@ table, then INSERT ... ON CONFLICT DO NOTHING) and the row lock on the stoplist 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from farebox.server.errors import UnsupportedStoreError
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Row = Sequence[Any]
 
 TRANSFER_COLUMNS = (
@@ -97,8 +98,15 @@ class Store(Protocol):
         """Bring the schema to this code's version; return the version."""
         ...
 
-    async def run(self, work: Callable[[Session], Awaitable[T]]) -> T:
-        """Run `work` in one transaction: commit if it returns, roll back if it raises."""
+    async def run(
+        self,
+        work: Callable[Concatenate[Session, P], Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `work(session, *args, **kwargs)` in one transaction: commit if it returns,
+        roll back if it raises."""
         ...
 
     async def close(self) -> None: ...

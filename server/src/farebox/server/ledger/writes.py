@@ -19,12 +19,21 @@ from farebox.server.errors import (
     TransferStateError,
 )
 from farebox.server.ledger.accounts import Account, token_of
-from farebox.server.ledger.reads import DAY_EVENTS, MOVES, account_state, transfer
+from farebox.server.ledger.reads import (
+    DAY_EVENTS,
+    MOVES,
+    account_state,
+    transfer,
+    transfer_from_row,
+)
 from farebox.server.ledger.settlement import DayState
 from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan, plan_changes
-from farebox.server.ledger.store import Row, Session
+from farebox.server.ledger.store import TRANSFER_COLUMNS, Row, Session
 from farebox.server.ledger.transfers import Receipt, Transfer, TransferKind, origin_problem
 
+_KEY, _FINGERPRINT, _KIND, _DEBIT, _CREDIT, _ORIGIN = map(
+    TRANSFER_COLUMNS.index, ("key", "fingerprint", "kind", "debit", "credit", "origin")
+)
 _EXISTING = "SELECT key, id, posted_ms, fingerprint FROM transfers WHERE key = $1"
 
 
@@ -71,8 +80,8 @@ async def _existing(session: Session, keys: Sequence[str]) -> dict[str, Row]:
     return found
 
 
-async def _check_origins(session: Session, transfers: Sequence[Transfer]) -> None:
-    naming = [item for item in transfers if item.origin is not None]
+async def _check_origins(session: Session, rows: Sequence[Row]) -> None:
+    naming = [transfer_from_row(row) for row in rows if row[_ORIGIN] is not None]
     if not naming:
         return
     # A retry of a resolution that already happened is answered, not re-checked.
@@ -88,73 +97,76 @@ async def _check_origins(session: Session, transfers: Sequence[Transfer]) -> Non
 
 @dataclass(frozen=True, slots=True)
 class Posting:
-    """Transfers to post at `now_ms` and the accounts to open first where missing, with the
-    rows that store them. Made before the transaction (`Posting.of`), so that the store is
-    not held while rows and fingerprints are made."""
+    """The rows of transfers to post at `now_ms` and of the accounts to open first where
+    missing. Made before the transaction (`Posting.of`), so that the store is not held
+    while rows and fingerprints are made. Rows are all a posting needs: the few checks
+    that want a transfer (resolutions, reversals, refunds) make it again from its row."""
 
-    transfers: Sequence[Transfer]
-    accounts: Sequence[Account]
-    now_ms: int
     transfer_rows: Sequence[tuple[object, ...]]
     account_rows: Sequence[tuple[object, ...]]
+    now_ms: int
 
     @classmethod
     def of(cls, transfers: Sequence[Transfer], accounts: Sequence[Account], now_ms: int) -> Posting:
         return cls(
-            transfers,
-            accounts,
-            now_ms,
             [transfer_row(item, now_ms) for item in transfers],
             [account_row(account, now_ms) for account in accounts],
+            now_ms,
         )
+
+    @property
+    def account_ids(self) -> list[str]:
+        return [str(row[0]) for row in self.account_rows]
 
 
 async def post_transfers(session: Session, posting: Posting) -> tuple[Receipt, ...]:
     """Post the transfers of `posting` once each; return a receipt per transfer, in order."""
-    transfers, now_ms = posting.transfers, posting.now_ms
+    rows: Sequence[Row] = posting.transfer_rows
     await session.open_accounts(posting.account_rows)
-    await _check_origins(session, transfers)
-    inserted = await session.insert_transfers(posting.transfer_rows)
+    await _check_origins(session, rows)
+    inserted = await session.insert_transfers(rows)
     fresh = {key: (ident, posted_ms) for key, ident, posted_ms in inserted}
     fresh_keys = set(fresh)
     receipts: list[Receipt | None] = []
-    skipped: list[Transfer] = []
-    for item in transfers:
-        first = fresh.pop(item.key, None)
+    skipped: list[Row] = []
+    for row in rows:
+        first = fresh.pop(row[_KEY], None)
         if first is None:
-            skipped.append(item)
+            skipped.append(row)
             receipts.append(None)
         else:
-            receipts.append(Receipt(item.key, first[0], first[1], fresh=True))
+            receipts.append(Receipt(row[_KEY], first[0], first[1], fresh=True))
     if skipped:
-        stored = await _existing(session, [item.key for item in skipped])
-        resolved_elsewhere = [i.key for i in skipped if i.key not in stored and i.origin]
+        stored = await _existing(session, [row[_KEY] for row in skipped])
+        resolved_elsewhere = [
+            row[_KEY] for row in skipped if row[_KEY] not in stored and row[_ORIGIN] is not None
+        ]
         if resolved_elsewhere:
             raise TransferStateError(f"already resolved or reversed: {resolved_elsewhere[:5]}")
         conflicts = [
-            item.key
-            for item in skipped
-            if item.key not in stored or bytes(stored[item.key][3]) != item.fingerprint
+            row[_KEY]
+            for row in skipped
+            if row[_KEY] not in stored or bytes(stored[row[_KEY]][3]) != row[_FINGERPRINT]
         ]
         if conflicts:
             raise IdempotencyConflictError(conflicts)
-        receipts = [
-            receipt or Receipt(item.key, stored[item.key][1], stored[item.key][2], fresh=False)
-            for receipt, item in zip(receipts, transfers, strict=True)
-        ]
-    await _check_payouts(session, [item for item in transfers if item.key in fresh_keys])
-    touched = {item.debit for item in transfers} | {item.credit for item in transfers}
-    await sync_limit_blocks(session, sorted(touched), now_ms)
+        for index, row in enumerate(rows):
+            if receipts[index] is None:
+                _, ident, posted_ms, _ = stored[row[_KEY]]
+                receipts[index] = Receipt(row[_KEY], ident, posted_ms, fresh=False)
+    await _check_payouts(session, [row for row in rows if row[_KEY] in fresh_keys])
+    touched = {row[_DEBIT] for row in rows} | {row[_CREDIT] for row in rows}
+    await sync_limit_blocks(session, sorted(touched), posting.now_ms)
     return tuple(receipt for receipt in receipts if receipt is not None)
 
 
-async def _check_payouts(session: Session, posted: Sequence[Transfer]) -> None:
+async def _check_payouts(session: Session, posted: Sequence[Row]) -> None:
     """Refunds pay out only what a rider has: a fare may use the credit limit, a payout not."""
-    for item in posted:
-        if item.kind is TransferKind.REFUND:
-            state = await account_state(session, item.debit)
-            if state is not None and state.available.minor < 0:
-                raise InsufficientFundsError(f"{item.key}: {item.debit} cannot pay {item.amount}")
+    refunds = [transfer_from_row(row) for row in posted if row[_KIND] == TransferKind.REFUND]
+    for item in refunds:
+        state = await account_state(session, item.debit)
+        if state is not None and state.available.minor < 0:
+            raise InsufficientFundsError(f"{item.key}: {item.debit} cannot pay {item.amount}")
 
 
 async def sync_limit_blocks(session: Session, account_ids: Sequence[str], now_ms: int) -> None:

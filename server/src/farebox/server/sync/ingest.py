@@ -108,13 +108,16 @@ def fare_accounts(
     return posting.fare_accounts(taps, rider, known)
 
 
-async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> int:
-    """Remember each accepted QR ticket's first use; a use on another validator is an alert.
+async def _ticket_uses(
+    session: Session, entries: Sequence[EncodedRecord]
+) -> list[tuple[str, str, str]]:
+    """Remember each accepted QR ticket's first use; a use on another validator is an alert,
+    returned as (ticket, device, first device).
 
     Validators decide offline, so the same single-ride ticket can pass two of them before
     either syncs; the server is where that shows.
     """
-    alerts = 0
+    alerts = []
     for entry in entries:
         record, body = entry.record, entry.record.body
         if not isinstance(body, Tap) or body.media is not MediaKind.QR or body.fare is None:
@@ -130,15 +133,11 @@ async def _ticket_uses(session: Session, entries: Sequence[EncodedRecord]) -> in
                 body.token, record.device, record.seq, record.time_ms,
             )  # fmt: skip
         elif first[0][0] != record.device:
-            alerts += 1
+            alerts.append((body.token, record.device, first[0][0]))
             await session.execute(
                 "INSERT INTO ticket_alerts (token, device, seq, used_ms, first_device, "
                 "first_seq) VALUES ($1, $2, $3, $4, $5, $6)",
                 body.token, record.device, record.seq, record.time_ms, first[0][0], first[0][1],
-            )  # fmt: skip
-            log.warning(
-                "ticket %s used on %s after %s (possible copy)", body.token, record.device,
-                first[0][0],
             )  # fmt: skip
     return alerts
 
@@ -151,6 +150,56 @@ def fare_posting(
     taps = fare_taps(entries, books.carriers)
     transfers = [fare_transfer(tap, books.policy) for tap in taps]
     return writes.Posting.of(transfers, fare_accounts(taps, books.credit_limit, known), now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """What the transaction of `_take` did: its result, the accounts it opened, and the
+    ticket uses it found on a second validator (ticket, device, first device)."""
+
+    ingested: Ingested
+    opened: Sequence[str] = ()
+    alerts: Sequence[tuple[str, str, str]] = ()
+    refusal: str | None = None
+
+
+async def _take(
+    session: Session,
+    batch: Batch,
+    books: Books,
+    nonce: Nonce,
+    now_ms: int,
+    prepared: writes.Posting | None,
+) -> _Taken:
+    """The transaction of `ingest`: admit the device, judge the batch, take what is new."""
+    device = await devices.admit(session, batch.device, nonce, now_ms, lock=True)
+    judgement = judge(device.cursor, batch, device.key)
+    if isinstance(judgement, Duplicate):
+        return _Taken(Ingested(answer(batch.device, judgement, device.cursor, now_ms)))
+    if not isinstance(judgement, Accepted):
+        await devices.count_refusal(session, batch.device)
+        reply = answer(batch.device, judgement, device.cursor, now_ms)
+        return _Taken(Ingested(reply), refusal=judgement.message)
+    new = judgement.new
+    await store_records(session, batch.device, new, now_ms)
+    alerts = await _ticket_uses(session, new)
+    await devices.advance(session, batch.device, judgement.cursor, now_ms)
+    if prepared is not None and len(new) == len(batch.entries):
+        posting = prepared
+    else:
+        # Accounts already open are skipped by the insert: the server's memory of them is
+        # not at hand here (a partly re-sent batch is rare).
+        posting = fare_posting(new, books, frozenset(), now_ms)
+    # Postings come last: they lock the accounts they move, and a route's revenue
+    # account is in every batch from its buses, so other uploads wait for that lock
+    # until this transaction commits (on PostgreSQL; SQLite has one writer anyway).
+    receipts = await writes.post_transfers(session, posting)
+    reply = answer(batch.device, judgement, device.cursor, now_ms)
+    tapped = sum(isinstance(e.record.body, Tap) for e in new)
+    fresh = sum(r.fresh for r in receipts)
+    return _Taken(
+        Ingested(reply, len(new), tapped, fresh, len(alerts)), posting.account_ids, alerts
+    )
 
 
 async def ingest(
@@ -170,34 +219,10 @@ async def ingest(
         prepared: writes.Posting | None = fare_posting(batch.entries, books, known, now_ms)
     except Exception:  # noqa: BLE001 - the same work inside the transaction raises it
         prepared = None
-
-    async def work(session: Session) -> Ingested:
-        device = await devices.admit(session, batch.device, nonce, now_ms, lock=True)
-        judgement = judge(device.cursor, batch, device.key)
-        if isinstance(judgement, Duplicate):
-            return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
-        if not isinstance(judgement, Accepted):
-            await devices.count_refusal(session, batch.device)
-            log.warning("batch from %s refused: %s", batch.device, judgement.message)
-            return Ingested(answer(batch.device, judgement, device.cursor, now_ms))
-        new = judgement.new
-        await store_records(session, batch.device, new, now_ms)
-        alerts = await _ticket_uses(session, new)
-        await devices.advance(session, batch.device, judgement.cursor, now_ms)
-        if prepared is not None and len(new) == len(batch.entries):
-            posting = prepared
-        else:
-            posting = fare_posting(new, books, known, now_ms)
-        # Postings come last: they lock the accounts they move, and a route's revenue
-        # account is in every batch from its buses, so other uploads wait for that lock
-        # until this transaction commits (on PostgreSQL; SQLite has one writer anyway).
-        receipts = await writes.post_transfers(session, posting)
-        opened.extend(posting.accounts)
-        reply = answer(batch.device, judgement, device.cursor, now_ms)
-        tapped = sum(isinstance(e.record.body, Tap) for e in new)
-        return Ingested(reply, len(new), tapped, sum(r.fresh for r in receipts), alerts)
-
-    opened: list[Account] = []
-    result = await store.run(work)
-    known.add(opened)
-    return result
+    taken = await store.run(_take, batch, books, nonce, now_ms, prepared)
+    known.add(taken.opened)
+    if taken.refusal is not None:
+        log.warning("batch from %s refused: %s", batch.device, taken.refusal)
+    for ticket, device, first in taken.alerts:
+        log.warning("ticket %s used on %s after %s (possible copy)", ticket, device, first)
+    return taken.ingested
