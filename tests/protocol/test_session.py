@@ -23,8 +23,10 @@ from farebox.protocol.records import EncodedRecord
 from farebox.protocol.session import (
     Accepted,
     Acknowledged,
+    Continues,
     Duplicate,
     Halted,
+    Links,
     Refused,
     Resumed,
     Rewind,
@@ -32,6 +34,7 @@ from farebox.protocol.session import (
     UploaderState,
     answer,
     judge,
+    judge_links,
 )
 from tests.support.records import MORNING_MS, chain
 
@@ -173,6 +176,28 @@ def test_a_forged_signature_and_a_forked_chain_are_refused() -> None:
     replaced = signed_batch([*journal[:2], EncodedRecord.of(rewritten)])
     assert isinstance(judge(server.cursor, replaced, KEY.verify_key), Refused)
     assert server.stored == journal[:3]
+
+
+def test_only_the_links_of_records_the_server_lacks_are_judged() -> None:
+    """A broken link among the records the server holds was judged when they came; in the
+    new records it is a fork, and a batch the server holds whole is judged whole."""
+    journal = chain(count=6)
+    server = Server()
+    assert isinstance(server.receive(signed_batch(journal[:3])), Ack)
+    broken = EncodedRecord.of(dataclasses.replace(journal[1].record, prev=bytes(32)))
+    overlap = signed_batch([journal[0], broken, *journal[2:5]])
+    assert Links.of(overlap, KEY.verify_key).breaks == (2, 3)  # 3 names the real record 2
+    judged = judge_links(Cursor(3, journal[2].digest), Links.of(overlap, KEY.verify_key))
+    assert judged == Continues(held=3, cursor=Cursor(5, journal[4].digest))
+    held_whole = judge(
+        server.cursor, signed_batch([journal[0], broken, journal[2]]), KEY.verify_key
+    )
+    assert held_whole == Refused(RefusalCode.FORK, "record 2 does not continue the chain")
+    fifth = EncodedRecord.of(dataclasses.replace(journal[4].record, prev=bytes(32)))
+    new_broken = signed_batch([journal[3], fifth])
+    assert judge(server.cursor, new_broken, KEY.verify_key) == Refused(
+        RefusalCode.FORK, "record 5 does not continue the chain"
+    )
 
 
 def test_an_ack_for_another_record_halts_the_device() -> None:

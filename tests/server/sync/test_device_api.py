@@ -29,7 +29,7 @@ from farebox.protocol.packages import PackageKind, decode_package
 from farebox.protocol.records import EncodedRecord
 from farebox.server.ledger.store import Session
 from farebox.server.sync import devices, publishing
-from farebox.server.sync.ingest import store_records
+from farebox.server.sync.ingest import RECORD_COLUMNS, record_rows
 from tests.server.sync.conftest import CBOR, Device, Server
 from tests.support.records import chain
 
@@ -220,7 +220,8 @@ async def test_the_database_keeps_records_tied_to_devices_it_never_deletes(
 
     async def orphan(session: Session) -> None:
         (entry,) = chain(device="bus-999", count=1)
-        await store_records(session, "bus-999", [entry], server.clock())
+        rows = record_rows("bus-999", [entry], server.clock())
+        await session.insert_rows("records", RECORD_COLUMNS, rows)
 
     async def delete(session: Session) -> None:
         await session.execute("DELETE FROM devices WHERE id = $1", device.id)

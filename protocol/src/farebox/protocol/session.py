@@ -10,6 +10,7 @@ together in memory (see tests/protocol/test_session.py), as with h11.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -18,8 +19,6 @@ from farebox.protocol.chain import Cursor, verify_segment
 from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
 from farebox.protocol.errors import (
     ChainError,
-    ForkError,
-    GapError,
     LocalProtocolError,
     SignatureError,
 )
@@ -67,45 +66,99 @@ class Refused:
 Judgement = Accepted | Duplicate | Refused
 
 
+@dataclass(frozen=True, slots=True)
+class Links:
+    """What judging a batch needs of it, as plain values: its device, its first record's
+    seq and previous hash, each record's digest, the seqs of the records that do not name
+    the one before them, and what was wrong with its checkpoint's signature, if anything.
+
+    Made by `Links.of` before the server's transaction, which then only compares it with
+    the cursor (`judge_links`); a batch's records are consecutive by construction.
+    """
+
+    device: str
+    first_seq: int
+    first_prev: bytes
+    digests: tuple[bytes, ...]
+    breaks: tuple[int, ...] = ()
+    bad_signature: str | None = None
+
+    @classmethod
+    def of(cls, batch: Batch, key: VerifyKey) -> Links:
+        """The links of `batch`, its checkpoint verified with `key` (one signature)."""
+        try:
+            batch.checkpoint.verify(key)
+            bad_signature = None
+        except SignatureError as error:
+            bad_signature = str(error)
+        entries = batch.entries
+        breaks = tuple(
+            entry.record.seq
+            for before, entry in itertools.pairwise(entries)
+            if entry.record.prev != before.digest
+        )
+        digests = tuple(entry.digest for entry in entries)
+        first = entries[0].record
+        return cls(batch.device, first.seq, first.prev, digests, breaks, bad_signature)
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.digests) - 1
+
+    @property
+    def end(self) -> Cursor:
+        return Cursor(self.last_seq, self.digests[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class Continues:
+    """The batch continues the chain after its first `held` records, which the server
+    holds: store the others and move the cursor to `cursor`."""
+
+    held: int
+    cursor: Cursor
+
+
 def judge(cursor: Cursor, batch: Batch, key: VerifyKey) -> Judgement:
     """Judge `batch` against the server's `cursor` for its device, verifying one signature."""
-    try:
-        batch.checkpoint.verify(key)
-    except SignatureError as error:
-        return Refused(RefusalCode.BAD_SIGNATURE, str(error))
-    entries = batch.entries
-    skip = cursor.seq - batch.first_seq + 1  # records at the start that the server holds
-    try:
-        if skip > 0:
-            if batch.last_seq <= cursor.seq:
-                if batch.last_seq == cursor.seq and entries[-1].digest != cursor.head:
-                    raise _fork(cursor, batch.last_seq)
-                end = verify_segment(_before(entries[0]), batch.device, entries)
-                return Duplicate(end)
-            if entries[skip - 1].digest != cursor.head:
-                raise _fork(cursor, cursor.seq)
-        new = entries[max(skip, 0) :]
-        after = verify_segment(cursor, batch.device, new)
-    except GapError as error:
-        return Refused(RefusalCode.GAP, str(error))
-    except ChainError as error:
-        return Refused(RefusalCode.FORK, str(error))
-    return Accepted(new, after)
+    judgement = judge_links(cursor, Links.of(batch, key))
+    if isinstance(judgement, Continues):
+        return Accepted(batch.entries[judgement.held :], judgement.cursor)
+    return judgement
 
 
-def _before(entry: EncodedRecord) -> Cursor:
-    return Cursor(entry.record.seq - 1, entry.record.prev)
+def judge_links(cursor: Cursor, links: Links) -> Continues | Duplicate | Refused:
+    """Judge a batch by its `links` against the server's `cursor` for its device."""
+    if links.bad_signature is not None:
+        return Refused(RefusalCode.BAD_SIGNATURE, links.bad_signature)
+    skip = cursor.seq - links.first_seq + 1  # records at the start that the server holds
+    if skip > 0:
+        if links.last_seq <= cursor.seq:
+            if links.last_seq == cursor.seq and links.digests[-1] != cursor.head:
+                return _differs(links.last_seq)
+            return _broken(links.breaks[0]) if links.breaks else Duplicate(links.end)
+        if links.digests[skip - 1] != cursor.head:
+            return _differs(cursor.seq)
+    elif skip < 0:
+        return Refused(RefusalCode.GAP, f"expected seq {cursor.seq + 1}, got {links.first_seq}")
+    elif links.first_prev != cursor.head:
+        return _broken(links.first_seq)
+    # Only the new records' links count: those the server holds were judged when they came.
+    new_breaks = [seq for seq in links.breaks if seq > cursor.seq]
+    return _broken(new_breaks[0]) if new_breaks else Continues(max(skip, 0), links.end)
 
 
-def _fork(cursor: Cursor, seq: int) -> ForkError:
-    return ForkError(
-        f"record {seq} differs from the one the server holds",
-        expected_seq=cursor.seq + 1,
-        expected_prev=cursor.head,
-    )
+def _differs(seq: int) -> Refused:
+    return Refused(RefusalCode.FORK, f"record {seq} differs from the one the server holds")
 
 
-def answer(device: str, judgement: Judgement, held: Cursor, now_ms: int) -> Ack | Refusal:
+def _broken(seq: int) -> Refused:
+    return Refused(RefusalCode.FORK, f"record {seq} does not continue the chain")
+
+
+def answer(
+    device: str, judgement: Judgement | Continues, held: Cursor, now_ms: int
+) -> Ack | Refusal:
     """The message that answers a judged batch; `held` is the server's cursor for a refusal."""
     if isinstance(judgement, Refused):
         return Refusal(device, judgement.code, judgement.message, held)

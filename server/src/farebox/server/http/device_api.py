@@ -25,6 +25,7 @@ from farebox.protocol.enrollment import (
 )
 from farebox.protocol.errors import DecodeError, SignatureError, StaleRequestError
 from farebox.protocol.heartbeat import decode_heartbeat
+from farebox.protocol.keys import VerifyKey
 from farebox.protocol.messages import Ack, Batch, decode_message, encode_message
 from farebox.protocol.package_keys import Endorsement, encode_endorsements
 from farebox.protocol.packages import Package, PackageKind, encode_package
@@ -47,6 +48,7 @@ class Signed:
 
     device: str
     nonce: Nonce
+    key: VerifyKey
 
 
 async def authenticate(request: web.Request, body: bytes) -> Signed:
@@ -78,7 +80,7 @@ async def authenticate(request: web.Request, body: bytes) -> Signed:
         raise AuthenticationError(str(error), "stale") from None
     except SignatureError as error:
         raise AuthenticationError(str(error), "bad_signature") from None
-    return Signed(proof.device, Nonce(proof.nonce, settings.auth_window_ms))
+    return Signed(proof.device, Nonce(proof.nonce, settings.auth_window_ms), key)
 
 
 async def _in_standing(
@@ -135,7 +137,8 @@ async def batches(request: web.Request) -> web.Response:
             f"{signed.device} cannot send {message.device}'s records", "bad_signature"
         )
     known = request.app[LEDGER].known
-    result = await ingest(store, settings.books, message, settings.clock(), known, signed.nonce)
+    now_ms = settings.clock()
+    result = await ingest(store, settings.books, message, now_ms, known, signed.nonce, signed.key)
     request.app[METRICS].batch(result, time.perf_counter() - started)
     status = 200 if isinstance(result.answer, Ack) else 409
     return _cbor(encode_message(result.answer), status)

@@ -102,8 +102,8 @@ class Posting:
     while rows and fingerprints are made. Rows are all a posting needs: the few checks
     that want a transfer (resolutions, reversals, refunds) make it again from its row."""
 
-    transfer_rows: Sequence[tuple[object, ...]]
-    account_rows: Sequence[tuple[object, ...]]
+    transfer_rows: Sequence[Row]
+    account_rows: Sequence[Row]
     now_ms: int
 
     @classmethod
@@ -116,12 +116,12 @@ class Posting:
 
     @property
     def account_ids(self) -> list[str]:
-        return [str(row[0]) for row in self.account_rows]
+        return [row[0] for row in self.account_rows]
 
 
 async def post_transfers(session: Session, posting: Posting) -> tuple[Receipt, ...]:
     """Post the transfers of `posting` once each; return a receipt per transfer, in order."""
-    rows: Sequence[Row] = posting.transfer_rows
+    rows = posting.transfer_rows
     await session.open_accounts(posting.account_rows)
     await _check_origins(session, rows)
     inserted = await session.insert_transfers(rows)

@@ -1,10 +1,12 @@
 """Exactly-once ingest: a device's batch judged, stored and posted in one transaction.
 
-The protocol's `judge` compares the batch with the device's cursor; new records are kept
-raw in the append-only `records` table, their accepted taps are posted to the ledger, and
-the cursor moves, all in the same database transaction. A re-sent batch is a duplicate
-that posts nothing; a gap, a fork or a bad signature is refused and counted, with the
-device's cursor in the answer so that it knows where to resume.
+Everything a batch needs is made before the store is taken (`Upload`: its links for the
+protocol's `judge_links`, its records' rows, its postings), so that the transaction holds
+plain values and only compares and writes: it judges the links against the device's
+cursor, keeps the new records raw in the append-only `records` table, posts their
+accepted taps to the ledger and moves the cursor, all at once. A re-sent batch is a
+duplicate that posts nothing; a gap, a fork or a bad signature is refused and counted,
+with the device's cursor in the answer so that it knows where to resume.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import logging
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from farebox.protocol.keys import VerifyKey
 from farebox.protocol.messages import Ack, Batch, Refusal
 from farebox.protocol.records import EncodedRecord, MediaKind, Tap
-from farebox.protocol.session import Accepted, Duplicate, answer, judge
+from farebox.protocol.session import Duplicate, Links, Refused, answer, judge_links
 from farebox.server.ledger import posting, writes
 from farebox.server.ledger.accounts import Account, KnownAccounts, rider_account
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
-from farebox.server.ledger.store import Session, Store
+from farebox.server.ledger.store import TRANSFER_COLUMNS, Row, Session, Store
 from farebox.server.sync import devices
 from farebox.server.sync.devices import Nonce
 
@@ -74,13 +77,6 @@ def record_rows(
     return [(device, e.record.seq, e.digest, e.raw, e.record.time_ms, now_ms) for e in entries]
 
 
-async def store_records(
-    session: Session, device: str, entries: Sequence[EncodedRecord], now_ms: int
-) -> None:
-    """Keep `entries` raw in the append-only `records` table, received at `now_ms`."""
-    await session.insert_rows("records", RECORD_COLUMNS, record_rows(device, entries, now_ms))
-
-
 def fare_taps(entries: Sequence[EncodedRecord], carriers: Carriers) -> list[FareTap]:
     """The ledger's taps among `entries`: accepted taps with a fare.
 
@@ -108,36 +104,45 @@ def fare_accounts(
     return posting.fare_accounts(taps, rider, known)
 
 
-async def _ticket_uses(
-    session: Session, entries: Sequence[EncodedRecord]
+TicketUse = tuple[str, str, int, int]
+"""An accepted QR ticket's validation: ticket, device, seq, time."""
+
+
+def ticket_uses(entries: Sequence[EncodedRecord]) -> list[TicketUse]:
+    """The validations of QR tickets among `entries` that spend a ride (not re-taps)."""
+    uses = []
+    for entry in entries:
+        record, body = entry.record, entry.record.body
+        if not isinstance(body, Tap) or body.media is not MediaKind.QR or body.fare is None:
+            continue
+        if "retap" not in body.flags:
+            uses.append((body.token, record.device, record.seq, record.time_ms))
+    return uses
+
+
+async def _check_ticket_uses(
+    session: Session, uses: Sequence[TicketUse]
 ) -> list[tuple[str, str, str]]:
-    """Remember each accepted QR ticket's first use; a use on another validator is an alert,
-    returned as (ticket, device, first device).
+    """Remember each ticket's first use; return the uses on another validator (alerts), as
+    (ticket, device, first device).
 
     Validators decide offline, so the same single-ride ticket can pass two of them before
     either syncs; the server is where that shows.
     """
     alerts = []
-    for entry in entries:
-        record, body = entry.record, entry.record.body
-        if not isinstance(body, Tap) or body.media is not MediaKind.QR or body.fare is None:
-            continue
-        if "retap" in body.flags:
-            continue
-        first = await session.fetch(
-            "SELECT device, seq FROM ticket_uses WHERE token = $1", body.token
-        )
+    for token, device, seq, used_ms in uses:
+        first = await session.fetch("SELECT device, seq FROM ticket_uses WHERE token = $1", token)
         if not first:
             await session.execute(
                 "INSERT INTO ticket_uses (token, device, seq, used_ms) VALUES ($1, $2, $3, $4)",
-                body.token, record.device, record.seq, record.time_ms,
+                token, device, seq, used_ms,
             )  # fmt: skip
-        elif first[0][0] != record.device:
-            alerts.append((body.token, record.device, first[0][0]))
+        elif first[0][0] != device:
+            alerts.append((token, device, first[0][0]))
             await session.execute(
                 "INSERT INTO ticket_alerts (token, device, seq, used_ms, first_device, "
                 "first_seq) VALUES ($1, $2, $3, $4, $5, $6)",
-                body.token, record.device, record.seq, record.time_ms, first[0][0], first[0][1],
+                token, device, seq, used_ms, first[0][0], first[0][1],
             )  # fmt: skip
     return alerts
 
@@ -152,10 +157,53 @@ def fare_posting(
     return writes.Posting.of(transfers, fare_accounts(taps, books.credit_limit, known), now_ms)
 
 
+_SEQ = TRANSFER_COLUMNS.index("seq")
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A batch as its transaction takes it, in plain values made beforehand (`Upload.of`):
+    its links, the rows of its records, the seqs of its taps, its ticket validations, and
+    its postings, or the error that making them raised."""
+
+    links: Links
+    records: Sequence[Row]
+    taps: Sequence[int]
+    tickets: Sequence[TicketUse]
+    posting: writes.Posting | Exception
+
+    @classmethod
+    def of(
+        cls, batch: Batch, key: VerifyKey, books: Books, known: Container[str], now_ms: int
+    ) -> Upload:
+        entries = batch.entries
+        try:
+            posting: writes.Posting | Exception = fare_posting(entries, books, known, now_ms)
+        except Exception as error:  # noqa: BLE001 - raised in the transaction, see `_take`
+            posting = error
+        return cls(
+            Links.of(batch, key),
+            record_rows(batch.device, entries, now_ms),
+            [e.record.seq for e in entries if isinstance(e.record.body, Tap)],
+            ticket_uses(entries),
+            posting,
+        )
+
+    def posting_after(self, seq: int) -> writes.Posting:
+        """The postings of the records after `seq` (the accounts all of them name)."""
+        if isinstance(self.posting, Exception):
+            raise self.posting
+        if seq < self.links.first_seq:
+            return self.posting
+        rows = [row for row in self.posting.transfer_rows if row[_SEQ] > seq]
+        return writes.Posting(rows, self.posting.account_rows, self.posting.now_ms)
+
+
 @dataclass(frozen=True, slots=True)
 class _Taken:
-    """What the transaction of `_take` did: its result, the accounts it opened, and the
-    ticket uses it found on a second validator (ticket, device, first device)."""
+    """What the transaction of `_take` did: its result, the accounts it opened, the ticket
+    uses it found on a second validator (ticket, device, first device, first seq), and the
+    reason it refused the batch."""
 
     ingested: Ingested
     opened: Sequence[str] = ()
@@ -163,63 +211,52 @@ class _Taken:
     refusal: str | None = None
 
 
-async def _take(
-    session: Session,
-    batch: Batch,
-    books: Books,
-    nonce: Nonce,
-    now_ms: int,
-    prepared: writes.Posting | None,
-) -> _Taken:
+async def _take(session: Session, upload: Upload, nonce: Nonce, now_ms: int) -> _Taken:
     """The transaction of `ingest`: admit the device, judge the batch, take what is new."""
-    device = await devices.admit(session, batch.device, nonce, now_ms, lock=True)
-    judgement = judge(device.cursor, batch, device.key)
+    device_id = upload.links.device
+    device = await devices.admit(session, device_id, nonce, now_ms, lock=True)
+    judgement = judge_links(device.cursor, upload.links)
+    reply = answer(device_id, judgement, device.cursor, now_ms)
     if isinstance(judgement, Duplicate):
-        return _Taken(Ingested(answer(batch.device, judgement, device.cursor, now_ms)))
-    if not isinstance(judgement, Accepted):
-        await devices.count_refusal(session, batch.device)
-        reply = answer(batch.device, judgement, device.cursor, now_ms)
+        return _Taken(Ingested(reply))
+    if isinstance(judgement, Refused):
+        await devices.count_refusal(session, device_id)
         return _Taken(Ingested(reply), refusal=judgement.message)
-    new = judgement.new
-    await store_records(session, batch.device, new, now_ms)
-    alerts = await _ticket_uses(session, new)
-    await devices.advance(session, batch.device, judgement.cursor, now_ms)
-    if prepared is not None and len(new) == len(batch.entries):
-        posting = prepared
-    else:
-        # Accounts already open are skipped by the insert: the server's memory of them is
-        # not at hand here (a partly re-sent batch is rare).
-        posting = fare_posting(new, books, frozenset(), now_ms)
+    held = device.cursor.seq
+    new = upload.records[judgement.held :]
+    await session.insert_rows("records", RECORD_COLUMNS, new)
+    alerts = await _check_ticket_uses(session, [use for use in upload.tickets if use[2] > held])
+    await devices.advance(session, device_id, judgement.cursor, now_ms)
+    # A batch whose taps make no valid postings fails here, after it was judged new.
+    posting = upload.posting_after(held)
     # Postings come last: they lock the accounts they move, and a route's revenue
     # account is in every batch from its buses, so other uploads wait for that lock
     # until this transaction commits (on PostgreSQL; SQLite has one writer anyway).
     receipts = await writes.post_transfers(session, posting)
-    reply = answer(batch.device, judgement, device.cursor, now_ms)
-    tapped = sum(isinstance(e.record.body, Tap) for e in new)
+    tapped = sum(seq > held for seq in upload.taps)
     fresh = sum(r.fresh for r in receipts)
-    return _Taken(
-        Ingested(reply, len(new), tapped, fresh, len(alerts)), posting.account_ids, alerts
-    )
+    ingested = Ingested(reply, len(new), tapped, fresh, len(alerts))
+    return _Taken(ingested, posting.account_ids, alerts)
 
 
 async def ingest(
-    store: Store, books: Books, batch: Batch, now_ms: int, known: KnownAccounts, nonce: Nonce
+    store: Store,
+    books: Books,
+    batch: Batch,
+    now_ms: int,
+    known: KnownAccounts,
+    nonce: Nonce,
+    key: VerifyKey,
 ) -> Ingested:
     """Judge `batch` against its device's cursor and take what is new, exactly once.
 
     The upload that carried it was signed with `nonce`: the device is admitted (known, not
-    revoked, no replay) in the same transaction. `known` holds accounts seen to exist;
-    those this batch opens are added once committed.
+    revoked, no replay) in the same transaction. Its checkpoint is verified with `key`,
+    the device's key. `known` holds accounts seen to exist; those this batch opens are
+    added once committed.
     """
-    # Made before the store is taken, so that one upload's transaction holds the store
-    # only for its statements; redone inside for the new part of a partly re-sent batch,
-    # and for a batch whose taps do not make valid postings, so that such a batch fails
-    # (or is judged a duplicate, a gap, a fork) exactly where and as it did before.
-    try:
-        prepared: writes.Posting | None = fare_posting(batch.entries, books, known, now_ms)
-    except Exception:  # noqa: BLE001 - the same work inside the transaction raises it
-        prepared = None
-    taken = await store.run(_take, batch, books, nonce, now_ms, prepared)
+    upload = Upload.of(batch, key, books, known, now_ms)
+    taken = await store.run(_take, upload, nonce, now_ms)
     known.add(taken.opened)
     if taken.refusal is not None:
         log.warning("batch from %s refused: %s", batch.device, taken.refusal)
