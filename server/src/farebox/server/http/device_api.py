@@ -85,12 +85,13 @@ async def authenticate(request: web.Request, body: bytes) -> Signed:
 
 async def _in_standing(
     session: Session,
-    signed: Signed,
+    device_id: str,
+    nonce: Nonce,
     now_ms: int,
     work: Callable[..., Awaitable[T]],
     args: tuple[object, ...],
 ) -> T:
-    device = await devices.admit(session, signed.device, signed.nonce, now_ms)
+    device = await devices.admit(session, device_id, nonce, now_ms)
     return await work(session, device, *args)
 
 
@@ -103,7 +104,8 @@ async def _admitted(
     """Run `work(session, device, *args)` for the device of a signed request in the
     transaction that admits it."""
     now_ms = request.app[SETTINGS].clock()
-    return await request.app[STORE].run(_in_standing, signed, now_ms, work, args)
+    store = request.app[STORE]
+    return await store.run(_in_standing, signed.device, signed.nonce, now_ms, work, args)
 
 
 def _cbor(body: bytes, status: int = 200) -> web.Response:
