@@ -29,11 +29,11 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import aiohttp
 
-from bench import jobs
 from bench.table import Row, render
 from farebox.protocol.auth import sign_request
 from farebox.protocol.chain import Cursor
@@ -56,9 +56,10 @@ from farebox.protocol.records import (
 from farebox.server.collector import tune_collector
 from farebox.server.ledger import writes
 from farebox.server.ledger.fare_day import FareDayPolicy
-from farebox.server.ledger.store import Store, open_store
+from farebox.server.ledger.store import Session, Store, open_store
 from farebox.server.sync import devices
 from farebox.server.sync.ingest import (
+    RECORD_COLUMNS,
     Books,
     fare_posting,
     record_rows,
@@ -185,13 +186,15 @@ async def bare_write(db: str, sims: Sequence[SimDevice]) -> float:
         await store.migrate()
         for sim in sims:
             token = await _token(store, sim)
-            await store.run(devices.enroll, token, sim.key.verify_key, START_MS)
+            await store.run(
+                partial(devices.enroll, token=token, key=sim.key.verify_key, now_ms=START_MS)
+            )
         # The rows are made before the clock starts: the ceiling is the write alone.
         writes_of = {sim.id: [_rows(sim.id, part) for part in sim.batches] for sim in sims}
 
         async def device(sim: SimDevice) -> None:
             for records, posting in writes_of[sim.id]:
-                await store.run(jobs.write_upload, records, posting)
+                await store.run(partial(_write, records=records, posting=posting))
 
         total = sum(len(b) for sim in sims for b in sim.batches)
         started = time.perf_counter()
@@ -202,7 +205,10 @@ async def bare_write(db: str, sims: Sequence[SimDevice]) -> float:
 
 
 async def _token(store: Store, sim: SimDevice) -> str:
-    return await store.run(devices.create_token, sim.id, DeviceKind.BUS, START_MS, 10**12)
+    return await store.run(
+        partial(devices.create_token, name=sim.id, kind=DeviceKind.BUS, now_ms=START_MS,
+                ttl_ms=10**12)
+    )  # fmt: skip
 
 
 def _rows(
@@ -210,6 +216,13 @@ def _rows(
 ) -> tuple[list[tuple[object, ...]], writes.Posting]:
     """A batch's record rows and its fare postings."""
     return record_rows(device, part, START_MS), fare_posting(part, BOOKS, (), START_MS)
+
+
+async def _write(
+    session: Session, records: Sequence[tuple[object, ...]], posting: writes.Posting
+) -> None:
+    await session.insert_rows("records", RECORD_COLUMNS, records)
+    await writes.post_transfers(session, posting)
 
 
 async def measure(

@@ -34,7 +34,6 @@ from typing import TypeVar
 
 import asyncpg
 
-from bench import jobs
 from bench.table import Row, render
 from farebox.protocol.money import Money
 from farebox.server.collector import tune_collector
@@ -49,7 +48,7 @@ from farebox.server.ledger.posting import (
     fare_transfer,
     top_up_transfer,
 )
-from farebox.server.ledger.store import TRANSFER_COLUMNS, open_store
+from farebox.server.ledger.store import TRANSFER_COLUMNS, Session, open_store
 from farebox.server.ledger.writes import transfer_row
 from tests.support.postgres import server_bin_dir, throwaway_cluster
 
@@ -189,14 +188,21 @@ async def bare_insert_rate(
         taps = [tap for batch in batches for tap in batch]
         await ledger.post([], fare_accounts(taps, lambda t, c, k: rider_account(t, c)))
         if isinstance(store, PostgresStore):  # the balances' trigger is PostgreSQL's
-            await store.run(jobs.disable_balance_trigger)
+            await store.run(disable_balance_trigger)
 
         async def insert(batch_rows: list[tuple[object, ...]]) -> None:
-            await store.run(jobs.insert_transfers, batch_rows)
+            async def work(session: Session) -> None:
+                await session.insert_rows("transfers", TRANSFER_COLUMNS, batch_rows)
+
+            await store.run(work)
 
         return await in_flight(rows, insert)
     finally:
         await store.close()
+
+
+async def disable_balance_trigger(session: Session) -> None:
+    await session.execute("ALTER TABLE transfers DISABLE TRIGGER transfers_apply")
 
 
 def sqlite_unindexed(path: Path, batches: list[list[tuple[object, ...]]]) -> float:

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from farebox.server.ledger.book import Ledger
-from farebox.server.ledger.store import open_store
+from farebox.server.ledger.store import Session, open_store
 from tests.server.conftest import ALMATY
 from tests.server.posting_worker import BATCH_SIZE, BATCHES
-from tests.support import store_jobs
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -55,8 +54,12 @@ async def test_two_processes_posting_the_same_batches_at_once(store_url: str) ->
 
     store = await open_store(store_url)
     try:
-        sql = "SELECT count(*) FROM transfers WHERE kind = 'fare'"
-        assert await store.run(store_jobs.fetch, sql) == [(total,)]
+
+        async def fares(session: Session) -> int:
+            ((count,),) = await session.fetch("SELECT count(*) FROM transfers WHERE kind = 'fare'")
+            return int(count)
+
+        assert await store.run(fares) == total
         assert await Ledger(store, ALMATY).violations() == []
     finally:
         await store.close()

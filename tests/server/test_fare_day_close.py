@@ -13,19 +13,20 @@ import pytest
 
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.settlement import FlatFareRater
-from farebox.server.ledger.store import open_store
+from farebox.server.ledger.store import Session, open_store
 from tests.server.conftest import ALMATY, Clock
 from tests.server.helpers import at, kzt, tap, top_up
-from tests.support import store_jobs
 
 RATER = FlatFareRater(kzt(200), daily_cap=kzt(300))
 MONDAY = date(2026, 3, 2)
 
 
 async def marks(ledger: Ledger) -> list[tuple[str, str, bool]]:
-    sql = "SELECT account, fare_day, dirty FROM fare_days ORDER BY 1, 2"
-    rows = await ledger.store.run(store_jobs.fetch, sql)
-    return [(account, day, bool(dirty)) for account, day, dirty in rows]
+    async def read(session: Session) -> list[tuple[str, str, bool]]:
+        rows = await session.fetch("SELECT account, fare_day, dirty FROM fare_days ORDER BY 1, 2")
+        return [(account, day, bool(dirty)) for account, day, dirty in rows]
+
+    return await ledger.store.run(read)
 
 
 async def test_taps_into_an_open_day_mark_nothing_until_it_closes(

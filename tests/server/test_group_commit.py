@@ -1,15 +1,12 @@
 """The SQLite store's group commit: transactions that wait together share one commit, and
-each caller still gets its own outcome. And its writer process: jobs that cannot travel
-are refused, and a writer that dies is replaced."""
+each caller still gets its own outcome."""
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
-import multiprocessing
 import os
-import pickle
-import signal
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,10 +17,8 @@ from farebox.server.ledger import sqlite_store
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.sqlite_store import SqliteStore
 from farebox.server.ledger.store import Session
-from farebox.server.sync.errors import AuthenticationError, MalformedRequestError
 from tests.server.conftest import ALMATY
 from tests.server.helpers import kzt, top_up
-from tests.support import store_jobs
 
 
 @pytest.fixture
@@ -34,8 +29,11 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.close()
 
 
-def _writers() -> list[multiprocessing.process.BaseProcess]:
-    return [p for p in multiprocessing.active_children() if p.name == "farebox-sqlite-writer"]
+async def statements(store: SqliteStore) -> list[str]:
+    """The SQL the connection runs from now on, as SQLite traces it."""
+    seen: list[str] = []
+    await store.call(lambda c: c.set_trace_callback(seen.append))
+    return seen
 
 
 async def test_waiting_transactions_share_one_commit_and_keep_their_own_outcome(
@@ -43,7 +41,7 @@ async def test_waiting_transactions_share_one_commit_and_keep_their_own_outcome(
 ) -> None:
     ledger = Ledger(store, ALMATY)
     await ledger.top_up(top_up("nfc:01", 100, "pay-0"))
-    await store.call(store_jobs.trace)
+    seen = await statements(store)
     outcomes = await asyncio.gather(
         *(ledger.top_up(top_up(f"nfc:{n:02d}", 100, f"pay-{n}")) for n in range(1, 9)),
         ledger.top_up(top_up("nfc:99", 700, "pay-0")),  # the key of another payment
@@ -51,7 +49,7 @@ async def test_waiting_transactions_share_one_commit_and_keep_their_own_outcome(
     )
     assert isinstance(outcomes[-1], IdempotencyConflictError)
     assert all(not isinstance(outcome, BaseException) for outcome in outcomes[:-1])
-    assert await store.call(store_jobs.commits) < len(outcomes)
+    assert seen.count("COMMIT") < len(outcomes)
     for n in range(1, 9):
         state = await ledger.account(f"rider:nfc:{n:02d}")
         assert state is not None
@@ -66,9 +64,14 @@ async def test_a_job_that_ends_the_whole_transaction_sends_the_others_round_agai
     """SQLite rolls a whole transaction back on some errors (a full disk): the jobs that
     shared it must not be lost, nor answered as if committed."""
     ledger = Ledger(store, ALMATY)
+
+    async def break_the_transaction(session: Session) -> None:
+        await session.execute("ROLLBACK")
+        raise OSError("the disk is full")
+
     outcomes = await asyncio.gather(
         ledger.top_up(top_up("nfc:01", 100, "pay-1")),
-        store.run(store_jobs.break_the_transaction),
+        store.run(break_the_transaction),
         ledger.top_up(top_up("nfc:02", 100, "pay-2")),
         return_exceptions=True,
     )
@@ -81,11 +84,17 @@ async def test_a_job_that_ends_the_whole_transaction_sends_the_others_round_agai
 
 async def test_a_caller_that_stopped_waiting_is_skipped(store: SqliteStore) -> None:
     ledger = Ledger(store, ALMATY)
-    first = asyncio.create_task(store.run(store_jobs.hold_the_writer, 0.5))
+    release = threading.Event()
+
+    async def slow(session: Session) -> None:
+        release.wait(timeout=10)  # holds the store's thread, as a long statement would
+
+    first = asyncio.create_task(store.run(slow))
     await asyncio.sleep(0)
     abandoned = asyncio.create_task(ledger.top_up(top_up("nfc:01", 100, "pay-1")))
     await asyncio.sleep(0.05)
     abandoned.cancel()
+    release.set()
     await first
     with pytest.raises(asyncio.CancelledError):
         await abandoned
@@ -104,13 +113,18 @@ async def test_a_closed_store_refuses_work_instead_of_hanging(tmp_path: Path) ->
 async def test_a_job_that_waits_for_anything_but_its_session_is_refused(
     store: SqliteStore,
 ) -> None:
-    """A job runs start to end in the writer: it cannot wait for an event loop, and what
-    it wrote before it tried is undone."""
+    """A job runs start to end on the store's thread: it cannot wait for the event loop,
+    and what it wrote before it tried is undone."""
     ledger = Ledger(store, ALMATY)
     await ledger.top_up(top_up("nfc:01", 100, "pay-1"))
+
+    async def waits_for_the_loop(session: Session) -> None:
+        await session.execute("UPDATE accounts SET credit_limit = 500 WHERE kind = 'rider'")
+        await asyncio.sleep(0)
+
     with pytest.raises(StoreError, match="awaited something other than its session"):
-        await store.run(store_jobs.wait_for_the_loop)
-    limits = await store.call(store_jobs.query, "SELECT credit_limit FROM accounts")
+        await store.run(waits_for_the_loop)
+    limits = await store.call(lambda c: c.execute("SELECT credit_limit FROM accounts").fetchall())
     assert {limit for (limit,) in limits} == {0}
     await ledger.top_up(top_up("nfc:01", 100, "pay-2"))
     assert await ledger.violations() == []
@@ -131,7 +145,10 @@ async def test_closing_finishes_the_transactions_already_asked_for(tmp_path: Pat
     reopened = await SqliteStore.open(url)
     try:
         assert await Ledger(reopened, ALMATY).violations() == []
-        assert await reopened.call(store_jobs.query, "SELECT count(*) FROM transfers") == [(20,)]
+        count = await reopened.call(
+            lambda c: c.execute("SELECT count(*) FROM transfers").fetchone()
+        )
+        assert count == (20,)
     finally:
         await reopened.close()
 
@@ -192,72 +209,3 @@ async def test_a_store_that_cannot_make_its_lock_file_does_not_open(tmp_path: Pa
     (tmp_path / "ledger.db-writer").mkdir()  # a directory where the lock file would go
     with pytest.raises(StoreError, match="cannot open"):
         await SqliteStore.open(f"sqlite:///{tmp_path}/ledger.db")
-
-
-async def test_a_job_that_cannot_go_to_the_writer_is_refused_alone(store: SqliteStore) -> None:
-    ledger = Ledger(store, ALMATY)
-
-    async def local(session: Session) -> None:
-        await session.execute("DELETE FROM accounts")
-
-    refused, posted = await asyncio.gather(
-        store.run(local), ledger.top_up(top_up("nfc:01", 100, "pay-1")), return_exceptions=True
-    )
-    assert isinstance(refused, StoreError)
-    assert "module-level function" in str(refused)
-    assert not isinstance(posted, BaseException)
-    assert posted.fresh
-
-
-async def test_a_writer_that_dies_is_replaced_and_its_callers_told(store: SqliteStore) -> None:
-    """Killed in the middle of a transaction, the writer takes that transaction with it
-    (SQLite is atomic) and its caller hears the outcome is unknown; the next one starts a
-    new writer on the same file."""
-    ledger = Ledger(store, ALMATY)
-    await ledger.top_up(top_up("nfc:01", 100, "pay-1"))
-    (writer,) = _writers()
-    slow = asyncio.create_task(store.run(store_jobs.hold_the_writer, 5.0))
-    await asyncio.sleep(0.3)
-    assert writer.pid is not None
-    os.kill(writer.pid, signal.SIGKILL)
-    with pytest.raises(StoreError, match="writer stopped"):
-        await asyncio.wait_for(slow, 5)
-    assert (await ledger.top_up(top_up("nfc:02", 100, "pay-2"))).fresh
-    assert [w.pid for w in _writers()] != [writer.pid]
-    assert await ledger.violations() == []
-
-
-async def test_a_closed_store_leaves_no_writer_behind(tmp_path: Path) -> None:
-    before = len(_writers())
-    store = await SqliteStore.open(f"sqlite:///{tmp_path}/ledger.db")
-    assert len(_writers()) == before + 1
-    await store.close()
-    assert len(_writers()) == before
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        IdempotencyConflictError([f"tap:bus-1:{n}" for n in range(7)]),
-        AuthenticationError("this request was seen before", "replay"),
-        MalformedRequestError("not CBOR"),
-    ],
-)
-def test_errors_with_arguments_of_their_own_survive_the_way_back(error: Exception) -> None:
-    """Raised in the writer process, an error comes back pickled, whole."""
-    back = pickle.loads(pickle.dumps(error))  # noqa: S301 (made here)
-    assert (type(back), str(back)) == (type(error), str(error))
-    for kept in ("code", "keys"):
-        assert getattr(back, kept, None) == getattr(error, kept, None)
-
-
-async def test_a_caller_that_stops_waiting_leaves_the_next_answer_to_its_own_caller(
-    store: SqliteStore,
-) -> None:
-    """The writer answers requests in order: one whose caller gave up is still read to
-    its end, so the request after it gets its own answer."""
-    paused = asyncio.create_task(store.call(store_jobs.pause, 0.3))
-    await asyncio.sleep(0.1)
-    paused.cancel()
-    assert await store.call(store_jobs.query, "SELECT 7") == [(7,)]
-    assert (await Ledger(store, ALMATY).top_up(top_up("nfc:01", 100, "pay-1"))).fresh

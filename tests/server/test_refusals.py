@@ -21,11 +21,10 @@ from farebox.server.ledger.accounts import Channel
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.posting import adjustment_transfer, fare_transfer
 from farebox.server.ledger.stoplist import BlockReason
-from farebox.server.ledger.store import TRANSFER_COLUMNS
+from farebox.server.ledger.store import Session
 from farebox.server.ledger.transfers import Transfer, TransferKind
 from tests.server.conftest import ALMATY
 from tests.server.helpers import at, kzt, tap, top_up
-from tests.support import store_jobs
 
 DRIVER_REFUSALS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
 
@@ -88,14 +87,28 @@ async def test_the_database_refuses_a_second_fare_for_a_tap(ledger: Ledger) -> N
     row = (f"forged:{forged.key}", forged.fingerprint, "fare", "single", forged.debit,
            forged.credit, "KZT", 200, 0, 0, None, None, "bus-1", 1,
            None, None, None, None)  # fmt: skip
+
+    async def insert(session: Session) -> None:
+        await session.execute(
+            "INSERT INTO transfers (key, fingerprint, kind, phase, debit, credit, currency,"
+            " amount, event_ms, posted_ms, reference, fare_day, device, seq, stop, category,"
+            " origin, timeout_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+            " $13, $14, $15, $16, $17, $18)",
+            *row,
+        )
+
     with pytest.raises(DRIVER_REFUSALS):
-        await ledger.store.run(store_jobs.insert_rows, "transfers", TRANSFER_COLUMNS, [row])
+        await ledger.store.run(insert)
 
 
 async def test_the_database_refuses_to_change_a_transfer(ledger: Ledger) -> None:
     await ledger.top_up(top_up("nfc:01", 500, "pay-1"))
+
+    async def tamper(session: Session) -> None:
+        await session.execute("UPDATE transfers SET amount = 1")
+
     with pytest.raises((sqlite3.IntegrityError, asyncpg.RaiseError)):
-        await ledger.store.run(store_jobs.execute, "UPDATE transfers SET amount = 1")
+        await ledger.store.run(tamper)
 
 
 async def test_an_unknown_account_is_refused(ledger: Ledger) -> None:

@@ -13,17 +13,15 @@ from pathlib import Path
 import pytest
 
 from farebox.server.errors import MigrationError, UnknownAccountError
-from farebox.server.ledger import sqlite_store, sqlite_writer
+from farebox.server.ledger import sqlite_store
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.migrations import Migration, migrations
 from farebox.server.ledger.posting import fare_transfer
 from farebox.server.ledger.settlement import FlatFareRater
-from farebox.server.ledger.sqlite_store import SqliteStore
-from farebox.server.ledger.sqlite_writer import APPLY_BALANCES, MARK_FARE_DAYS
+from farebox.server.ledger.sqlite_store import APPLY_BALANCES, MARK_FARE_DAYS, SqliteStore
 from farebox.server.ledger.store import TRANSFER_COLUMNS
 from tests.server.conftest import ALMATY, Clock
 from tests.server.helpers import at, kzt, tap, top_up
-from tests.support import store_jobs
 
 RATER = FlatFareRater(kzt(200), daily_cap=kzt(300))
 TABLES = {
@@ -36,7 +34,7 @@ Rows = list[tuple[object, ...]]
 
 
 async def rows(store: SqliteStore, sql: str, *args: object) -> Rows:
-    return await store.call(store_jobs.query, sql, *args)
+    return await store.call(lambda c: c.execute(sql, args).fetchall())
 
 
 async def snapshot(store: SqliteStore) -> dict[str, Rows]:
@@ -183,7 +181,7 @@ def test_rows_go_in_by_few_statements_within_the_parameter_limit(
     statements: list[str] = []
     connection.set_trace_callback(statements.append)
     rows = [(n, f"row {n}") for n in range(1000)]
-    sqlite_writer._insert(connection, "pairs", ("n", "text"), rows)
+    sqlite_store._insert(connection, "pairs", ("n", "text"), rows)
     # 1000 rows = 3 x 256 + 128 + 64 + 32 + 8 with room for 256 rows in a statement; with
     # room for 50, 31 x 32 + 8; with room for 3, 500 x 2.
     assert len(statements) == {32766: 7, 100: 32, 7: 500}[limit]
@@ -204,7 +202,9 @@ async def test_a_new_file_another_store_is_converting_is_waited_for(tmp_path: Pa
     try:
         store = await SqliteStore.open(f"sqlite:///{path}")
         try:
-            assert await rows(store, "PRAGMA journal_mode") == [("wal",)]
+            assert await store.call(lambda c: c.execute("PRAGMA journal_mode").fetchone()) == (
+                "wal",
+            )
         finally:
             await store.close()
     finally:

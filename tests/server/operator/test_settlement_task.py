@@ -13,13 +13,13 @@ from farebox.protocol.tariffs import load_tariff
 from farebox.protocol.tariffs.wire import encode_tariff
 from farebox.server.errors import ConfigurationError
 from farebox.server.http.state import Settings
+from farebox.server.ledger.store import Session
 from farebox.server.sync import publishing
 from farebox.server.sync.ingest import Books
 from tests.server.conftest import ALMATY
 from tests.server.helpers import at
 from tests.server.operator.conftest import SETTLE_EVERY_S, Operator, records, sync
 from tests.server.sync.conftest import Device
-from tests.support import store_jobs
 from tests.support.records import accepted_tap
 
 TARIFF = Path(__file__).resolve().parents[3] / "packaging" / "tariffs" / "city-kzt.toml"
@@ -31,16 +31,21 @@ DAY = date(2026, 3, 2)
 async def settled_revision(operator: Operator, revision: int) -> None:
     """Wait (a bounded while) until the rider's day is settled at `revision` and clean."""
 
-    async def state() -> tuple[int, bool]:
-        sql = "SELECT revision, dirty FROM fare_days WHERE account = $1 AND fare_day = $2"
-        rows = await operator.store.run(store_jobs.fetch, sql, RIDER, DAY.isoformat())
+    async def state(session: Session) -> tuple[int, bool]:
+        rows = await session.fetch(
+            "SELECT revision, dirty FROM fare_days WHERE account = $1 AND fare_day = $2",
+            RIDER,
+            DAY.isoformat(),
+        )
         return (int(rows[0][0]), bool(rows[0][1])) if rows else (0, True)
 
     for _ in range(200):  # at most 200 settlement periods
-        if await state() == (revision, False):
+        if await operator.store.run(state) == (revision, False):
             return
         await asyncio.sleep(SETTLE_EVERY_S)
-    raise AssertionError(f"day not settled at revision {revision}: {await state()}")
+    raise AssertionError(
+        f"day not settled at revision {revision}: {await operator.store.run(state)}"
+    )
 
 
 async def rides(device: Device, first_ms: int, count: int) -> None:
@@ -81,7 +86,9 @@ async def test_a_failing_round_is_logged_and_the_next_one_settles(
     # refuses to publish one; the store takes it from here to show the task survives).
     elsewhere = load_tariff(TARIFF.read_text("utf-8").replace("Asia/Almaty", "Asia/Bishkek"))
     payload, now = encode_tariff(elsewhere), operator.clock()
-    await operator.store.run(publishing.publish, PackageKind.TARIFF, payload, now)
+    await operator.store.run(
+        lambda session: publishing.publish(session, PackageKind.TARIFF, payload, now)
+    )
     operator.clock.now_ms = at(3, "04:00")
     await rides(device, at(2, "07:00"), 1)
     for _ in range(200):

@@ -39,7 +39,9 @@ class Server:
 
     async def token(self, name: str, kind: DeviceKind = DeviceKind.BUS) -> str:
         now = self.clock()
-        return await self.store.run(devices.create_token, name, kind, now, 3_600_000)
+        return await self.store.run(
+            lambda session: devices.create_token(session, name, kind, now, 3_600_000)
+        )
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import sqlite3
@@ -26,10 +27,10 @@ from farebox.protocol.messages import (
 from farebox.protocol.package_keys import decode_endorsements, trusted_after
 from farebox.protocol.packages import PackageKind, decode_package
 from farebox.protocol.records import EncodedRecord
+from farebox.server.ledger.store import Session
 from farebox.server.sync import devices, publishing
 from farebox.server.sync.ingest import RECORD_COLUMNS, record_rows
 from tests.server.sync.conftest import CBOR, Device, Server
-from tests.support import store_jobs
 from tests.support.records import chain
 
 
@@ -41,8 +42,11 @@ def batch(device: Device, entries: list[EncodedRecord], key: SigningKey | None =
 
 
 async def count(server: Server, sql: str) -> int:
-    ((value,),) = await server.store.run(store_jobs.fetch, sql)
-    return int(value)
+    async def work(session: Session) -> int:
+        ((value,),) = await session.fetch(sql)
+        return int(value)
+
+    return await server.store.run(work)
 
 
 async def test_enroll_then_sync_posts_every_tap_once(server: Server, device: Device) -> None:
@@ -129,7 +133,7 @@ async def test_unknown_and_revoked_devices_are_refused(
     stranger.id = "bus-999"
     status, body, _ = await stranger.request("POST", "/v1/heartbeat", b"")
     assert (status, json.loads(body)["code"]) == (401, "unknown_device")
-    await server.store.run(devices.revoke, device.id, server.clock())
+    await server.store.run(lambda s: devices.revoke(s, device.id, server.clock()))
     journal = chain(device=device.id, count=2)
     status, body, _ = await device.request("POST", "/v1/batches", batch(device, journal))
     assert (status, json.loads(body)["code"]) == (401, "revoked")
@@ -143,7 +147,7 @@ async def test_a_device_revoked_after_it_synced_is_refused_and_nothing_is_stored
     journal = chain(device=device.id, count=4)
     status, _, _ = await device.request("POST", "/v1/batches", batch(device, journal[:2]))
     assert status == 200
-    await server.store.run(devices.revoke, device.id, server.clock())
+    await server.store.run(lambda s: devices.revoke(s, device.id, server.clock()))
     status, body, _ = await device.request("POST", "/v1/batches", batch(device, journal[2:]))
     assert (status, json.loads(body)["code"]) == (401, "revoked")
     status, body, _ = await device.request("GET", "/v1/packages/config", b"")
@@ -213,12 +217,18 @@ async def test_the_database_keeps_records_tied_to_devices_it_never_deletes(
     """A record of no enrolled device cannot be stored, and a device with records stays."""
     status, _, _ = await device.request("POST", "/v1/batches", batch(device, chain(device.id, 2)))
     assert status == 200
-    (entry,) = chain(device="bus-999", count=1)
-    orphan = record_rows("bus-999", [entry], server.clock())
-    with pytest.raises((sqlite3.IntegrityError, asyncpg.PostgresError)):
-        await server.store.run(store_jobs.insert_rows, "records", RECORD_COLUMNS, orphan)
-    with pytest.raises((sqlite3.IntegrityError, asyncpg.PostgresError)):
-        await server.store.run(store_jobs.execute, "DELETE FROM devices WHERE id = $1", device.id)
+
+    async def orphan(session: Session) -> None:
+        (entry,) = chain(device="bus-999", count=1)
+        rows = record_rows("bus-999", [entry], server.clock())
+        await session.insert_rows("records", RECORD_COLUMNS, rows)
+
+    async def delete(session: Session) -> None:
+        await session.execute("DELETE FROM devices WHERE id = $1", device.id)
+
+    for refused in (orphan, delete):
+        with pytest.raises((sqlite3.IntegrityError, asyncpg.PostgresError)):
+            await server.store.run(refused)
     assert await count(server, "SELECT count(*) FROM records") == 2
 
 
@@ -232,9 +242,10 @@ async def test_rotated_package_keys_reach_an_enrolled_device_through_endorsement
     now = server.clock()
     made = []
     for at in (now, now, now - 60_000):
-        key = await server.store.run(publishing.rotate_key, at)
-        assert await server.store.run(store_jobs.package_key_id) == key.key_id
-        made.append(key)
+        key = await server.store.run(functools.partial(publishing.rotate_key, now_ms=at))
+        newest = await server.store.run(lambda session: publishing.signing_key(session, 0))
+        assert newest.key_id == key.key_id
+        made.append(key.verify_key)
     status, body, _ = await bus.request("GET", "/v1/package-keys", b"")
     assert status == 200
     trusted = trusted_after(enrollment.package_keys, decode_endorsements(body))

@@ -44,11 +44,6 @@ class VerifyKey:
         object.__setattr__(self, "key_id", key_id_of(self.raw))
         object.__setattr__(self, "_key", key)
 
-    def __reduce__(self) -> tuple[type[VerifyKey], tuple[bytes]]:
-        # Pickled by its raw bytes (the cryptography key object does not pickle): a device's
-        # key travels to and from the server's SQLite writer process.
-        return VerifyKey, (self.raw,)
-
     def verify(self, signature: bytes, domain: bytes, message: bytes) -> None:
         """Raise SignatureError unless `signature` signs `domain + message` with this key."""
         try:

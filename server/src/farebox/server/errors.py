@@ -62,10 +62,6 @@ class IdempotencyConflictError(LedgerError):
         super().__init__(f"idempotency key reused with different content: {shown}")
         self.keys = tuple(keys)
 
-    def __reduce__(self) -> tuple[type[IdempotencyConflictError], tuple[tuple[str, ...]]]:
-        # Raised in the SQLite store's writer process, it travels back pickled.
-        return type(self), (self.keys,)
-
 
 class InsufficientFundsError(LedgerError):
     """A payout that the account's available balance does not cover."""

@@ -85,13 +85,12 @@ async def authenticate(request: web.Request, body: bytes) -> Signed:
 
 async def _in_standing(
     session: Session,
-    device_id: str,
-    nonce: Nonce,
+    signed: Signed,
     now_ms: int,
     work: Callable[..., Awaitable[T]],
     args: tuple[object, ...],
 ) -> T:
-    device = await devices.admit(session, device_id, nonce, now_ms)
+    device = await devices.admit(session, signed.device, signed.nonce, now_ms)
     return await work(session, device, *args)
 
 
@@ -104,8 +103,7 @@ async def _admitted(
     """Run `work(session, device, *args)` for the device of a signed request in the
     transaction that admits it."""
     now_ms = request.app[SETTINGS].clock()
-    store = request.app[STORE]
-    return await store.run(_in_standing, signed.device, signed.nonce, now_ms, work, args)
+    return await request.app[STORE].run(_in_standing, signed, now_ms, work, args)
 
 
 def _cbor(body: bytes, status: int = 200) -> web.Response:

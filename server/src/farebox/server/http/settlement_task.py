@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from farebox.protocol.packages import PackageKind
-from farebox.protocol.tariffs import decode_tariff
 from farebox.server.http.state import LEDGER, METRICS, SETTINGS, STORE
 from farebox.server.ledger.tariff_rater import TariffRater
 from farebox.server.sync import publishing
@@ -31,10 +29,10 @@ CALLS_PER_ROUND = 100
 async def settle_due_days(app: web.Application) -> int:
     """Settle the closed fare days that are due with the published tariff; return how many."""
     ledger = app[LEDGER]
-    package = await app[STORE].run(publishing.latest, PackageKind.TARIFF)
-    if package is None:
+    tariff = await app[STORE].run(publishing.latest_tariff)
+    if tariff is None:
         return 0  # nothing to rate with: the days stay due until a tariff is published
-    rater = TariffRater.matching(decode_tariff(package.payload), ledger.policy)
+    rater = TariffRater.matching(tariff, ledger.policy)
     settled = 0
     for _ in range(CALLS_PER_ROUND):
         page = await ledger.settle_due(rater, limit=DAYS_PER_CALL)

@@ -1,25 +1,21 @@
 """The SQLite store: one file, zero set-up, the embedded default.
 
-sqlite3 blocks, and a thread of the server's own process would wait for the GIL whenever
-the event loop runs Python (decoding an upload, say): each statement gives the GIL up and
-takes it back. So the connection lives in a writer process of the store's own
-(sqlite_writer.py), which runs whole transactions, jobs and all. A job is a module-level
-function and plain values (see `Store.run`): it is pickled here and sent over a socket
-pair, and its result comes back the same way. SQLite has one writer anyway, so
-transactions queue for the writer, and those that queued while one was running commit
-together (group commit): each runs in a savepoint of its own, a failing one is rolled back
-to its savepoint alone, and every caller hears back only after the shared COMMIT. A commit
-costs about as much for one batch as for several (its cost is the pages it writes, and
-batches share the hot ones), so under load this multiplies throughput; for the same
-reason, after a shared commit the next group waits a moment (GATHER_S) for the callers
-still making their work.
-
-The writer is started through multiprocessing's fork server, with the program's main
-module and the farebox modules loaded by then, so that a new store costs a fork (about
-10 ms), not an interpreter. As in any program using multiprocessing, a main module that
-opens an SQLite store starts its work under `if __name__ == "__main__":`. If it
-dies, the callers of the transaction it was running hear that its outcome is unknown (a
-retry is safe: postings are idempotent), and the next transaction starts a new writer.
+sqlite3 blocks, so the connection lives on one dedicated thread, and whole transactions
+run there, jobs and all: a job awaits only its session, whose statements run at once on
+that thread, so a transaction needs no round trip to the event loop between statements
+(a round trip waited for whatever Python the loop was running). SQLite has one writer
+anyway, so transactions queue for the connection, and those that queued while one was
+running commit together (group commit): each runs in a savepoint of its own, a failing
+one is rolled back to its savepoint alone, and every caller hears back only after the
+shared COMMIT. A commit costs about as much for one batch as for several (its cost is the
+pages it writes, and batches share the hot ones), so under load this multiplies
+throughput; for the same reason, after a shared commit the next group waits a moment
+(GATHER_S) for the callers still making their work. `BEGIN IMMEDIATE` takes the write
+lock up front so that a transaction never fails half-way on a busy database. Stores
+sharing the file, in one process or several, take turns to write through an OS lock on a
+file beside it (`<file>-writer`): a waiting writer wakes the moment the lock is let go,
+where SQLite's busy handler would sleep between polls. The file is in WAL mode with
+synchronous=FULL: a posting that was acknowledged survives a power cut.
 """
 
 from __future__ import annotations
@@ -27,130 +23,359 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import functools
-import multiprocessing
-import pickle
-import socket
+import itertools
+import json
+import os
+import re
 import sqlite3
-import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from farebox.server.errors import MigrationError, StoreError
-from farebox.server.ledger import sqlite_writer
-from farebox.server.ledger.migrations import migrations
-from farebox.server.ledger.store import Session
+from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
+from farebox.server.ledger.migrations import Migration, migrations
+from farebox.server.ledger.store import (
+    ACCOUNT_COLUMNS,
+    MISMATCH_COLUMNS,
+    MISMATCH_CONDITION,
+    TRANSFER_COLUMNS,
+    Row,
+    Session,
+)
+from farebox.server.ledger.writes import marking_fare_days
 
 T = TypeVar("T")
 P = ParamSpec("P")
 PREFIX = "sqlite:///"
+MEMORY = ":memory:"
+TURNS = "-writer"
+"""The suffix of the file beside the database through which writers take turns."""
+BUSY_S = 10
+"""How long a statement waits for another connection's lock before it fails."""
 GROUP = 32
 """At most this many waiting transactions share one commit."""
 GATHER_S = 0.001
 """How long the next group waits for company when the last one had it and fewer wait."""
 
-_PROCESSES = multiprocessing.get_context("forkserver")
+CHUNK = 256
+"""At most this many rows go into one INSERT statement (fewer if their parameters would
+pass SQLite's limit, 32,766 in its default build)."""
 
-_Job = tuple[bytes, "asyncio.Future[Any]"]
-"""A job pickled for the writer, and the future of its caller."""
-_Answer = tuple[list[tuple[int, bytes, bool]], list[int]]
-"""The writer's answer to a group: each job's pickled outcome by index, the jobs to run
-again."""
+# The summed moves of the transfers above id ?1 (those one insert made), applied to their
+# accounts in one statement: posted amounts, and the holds that pending transfers take
+# and their posts and voids release (found by key through the unique index). Each
+# transfer's two amounts are worked out once, then taken from its debit and to its credit.
+APPLY_BALANCES = """
+WITH moved (debit, credit, currency, posted, held) AS (
+    SELECT n.debit, n.credit, n.currency,
+           CASE WHEN n.phase IN ('single', 'post') THEN n.amount ELSE 0 END,
+           CASE n.phase WHEN 'pending' THEN n.amount WHEN 'single' THEN 0
+               ELSE -(SELECT h.amount FROM transfers h WHERE h.key = n.origin) END
+    FROM transfers n WHERE n.id > ?1
+)
+UPDATE accounts
+SET posted = accounts.posted + m.posted,
+    pending_debits = accounts.pending_debits + m.held_debit,
+    pending_credits = accounts.pending_credits + m.held_credit
+FROM (
+    SELECT account, currency, sum(posted) AS posted, sum(held_debit) AS held_debit,
+           sum(held_credit) AS held_credit
+    FROM (
+        SELECT debit AS account, currency, -posted AS posted, held AS held_debit,
+               0 AS held_credit
+        FROM moved
+        UNION ALL
+        SELECT credit, currency, posted, 0, held FROM moved
+    )
+    GROUP BY account, currency
+) AS m
+WHERE accounts.id = m.account AND accounts.currency = m.currency
+"""
+# A rider's fare or fare reversal among them into a closed fare day changes what that
+# day's settlement saw: the day is marked again (days still open are marked when they
+# close, see writes.close_fare_days). The unary + keeps SQLite off the fare_day index:
+# through it, every posting would read the whole history of the closed days.
+MARK_FARE_DAYS = marking_fare_days(
+    "id > ?1 AND +fare_day <= (SELECT closed_through FROM fare_day_close)"
+)
+
+_MISMATCHES = (
+    f"{MISMATCH_COLUMNS} FROM accounts"  # noqa: S608 (fixed text)
+    f" WHERE id IN (SELECT value FROM json_each($1)) AND {MISMATCH_CONDITION}"
+)
 
 
-def _pickled(work: Callable[..., object], *parts: object) -> bytes:
+@functools.lru_cache(maxsize=256)
+def _numbered(sql: str) -> str:
+    """PostgreSQL's `$1` placeholders as SQLite's equivalent `?1`."""
+    return re.sub(r"\$(\d+)", r"?\1", sql)
+
+
+@functools.lru_cache(maxsize=64)
+def _inserting(table: str, columns: tuple[str, ...], count: int, *, skip_conflicts: bool) -> str:
+    """One INSERT of `count` rows of `columns` into `table`."""
+    row = f"({', '.join('?' for _ in columns)})"
+    tail = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)}{tail}"  # noqa: S608 (names fixed in code)
+
+
+def _insert(
+    connection: sqlite3.Connection,
+    table: str,
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[object]],
+    *,
+    skip_conflicts: bool = False,
+) -> None:
+    """Insert `rows` with a few many-row statements rather than one statement per row.
+
+    sqlite3 lets go of the GIL around every statement step and must take it back after
+    each; while the event loop's thread runs Python, each take waits up to the switch
+    interval (5 ms). One statement per row made a 1000-row insert wait for the GIL a
+    thousand times; chunks of 256, 128, ... rows wait a few times, and their statements
+    stay in the connection's cache (one per power of two).
+    """
+    most = min(CHUNK, connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(columns))
+    done = 0
+    while done < len(rows):
+        count = 1 << min(most, len(rows) - done).bit_length() - 1
+        chunk = rows[done : done + count]
+        sql = _inserting(table, columns, count, skip_conflicts=skip_conflicts)
+        connection.execute(sql, list(itertools.chain.from_iterable(chunk)))
+        done += count
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_S * 1000}")
+    _use_wal(connection)
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute("PRAGMA cache_size = -65536")
+    connection.execute("PRAGMA temp_store = MEMORY")
+    return connection
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, which the file keeps.
+
+    Of stores opening a new file at the same moment, one converts it, and while it holds
+    the file's write lock SQLite refuses the others' conversion at once (the busy timeout
+    does not cover it): they try again until the file is converted, for up to BUSY_S.
+    """
+    deadline = time.monotonic() + BUSY_S
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
+
+
+def _open_turns(path: str) -> int | None:
+    """The file through which the writers of the database at `path` take turns, opened
+    (and made if missing); None for an in-memory database, which has one connection.
+
+    Read-only is enough for the lock, so an operator's command run as another user with
+    read access opens it too.
+    """
+    if path == MEMORY:
+        return None
+    return os.open(path + TURNS, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+@contextlib.contextmanager
+def _turn(turns: int | None) -> Iterator[None]:
+    """Hold the writers' turn on `turns` (see `_open_turns`) for one transaction."""
+    if turns is None:
+        yield
+        return
     try:
-        return pickle.dumps((work, *parts), protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as error:
-        raise StoreError(
-            f"{getattr(work, '__qualname__', work)!r} cannot go to the SQLite writer: a job is a"
-            f" module-level function given values that pickle ({error})"
-        ) from error
-
-
-def _outcome(data: bytes) -> object:
+        fcntl.flock(turns, fcntl.LOCK_EX)
+    except OSError as error:
+        raise StoreError(f"cannot take the writers' turn: {error}") from error
     try:
-        return pickle.loads(data)  # noqa: S301 (our own writer)
-    except Exception as error:  # noqa: BLE001 - an error class that will not unpickle
-        return StoreError(f"cannot read the SQLite writer's answer: {error}")
+        yield
+    finally:
+        fcntl.flock(turns, fcntl.LOCK_UN)
 
 
-def _consumed(exchange: asyncio.Future[Any]) -> None:
-    """Take an exchange's error, which nobody may be waiting for any more."""
-    if not exchange.cancelled():
-        exchange.exception()
+def _apply_step(connection: sqlite3.Connection, step: Migration) -> None:
+    """Apply `step` in a transaction of its own, unless another process just did.
 
-
-class _Writer:
-    """The writer process of one store, and the socket to it."""
-
-    def __init__(
-        self,
-        process: multiprocessing.process.BaseProcess,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        self._process = process
-        self._reader = reader
-        self._writer = writer
-
-    @classmethod
-    async def start(cls, path: str) -> _Writer:
-        """Start a writer on `path`; StoreError if it cannot open the database."""
-        ours, theirs = socket.socketpair()
-        # The fork server loads the program's main module and the farebox modules loaded
-        # by now once, so that each writer forked from it starts with them.
-        farebox = sorted(name for name in sys.modules if name.startswith("farebox"))
-        _PROCESSES.set_forkserver_preload(["__main__", *farebox])
-        process = _PROCESSES.Process(
-            target=sqlite_writer.serve,
-            args=(path, theirs),
-            name="farebox-sqlite-writer",
-            daemon=True,
+    The step records its version first, and a version is recorded once (the unique index
+    ledger_schema_once): of two processes that found the schema at the same version, the
+    second stops at that insert. Foreign keys are checked before the step commits.
+    """
+    try:
+        # executescript commits first; the script is its own transaction, left open here.
+        connection.executescript(
+            f"BEGIN IMMEDIATE;\nINSERT INTO ledger_schema VALUES ({step.version});\n{step.sql}"
         )
+    except sqlite3.IntegrityError as error:
+        if "ledger_schema.version" not in str(error):
+            raise
+        connection.execute("ROLLBACK")
+        return
+    broken = connection.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise MigrationError(f"migration {step.version} breaks foreign keys: {broken[:5]}")
+    connection.execute("COMMIT")
+
+
+class _SqliteSession:
+    """Statements of the transaction the store's thread has open. Its coroutines never
+    suspend: each runs its statement there and then (see `_to_end`)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        return self._connection.execute(_numbered(sql), args).fetchall()
+
+    async def execute(self, sql: str, *args: object) -> None:
+        self._connection.execute(_numbered(sql), args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._connection.executemany(_numbered(sql), rows)
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[object]]
+    ) -> None:
+        _insert(self._connection, table, tuple(columns), rows)
+
+    async def open_accounts(self, rows: Sequence[Sequence[object]]) -> None:
+        _insert(self._connection, "accounts", ACCOUNT_COLUMNS, rows, skip_conflicts=True)
+
+    async def insert_transfers(self, rows: Sequence[Sequence[object]]) -> list[Row]:
+        connection = self._connection
+        # The transaction holds SQLite's only write lock, so every id above the maximum
+        # seen first belongs to a row inserted here.
+        (before,) = connection.execute("SELECT coalesce(max(id), 0) FROM transfers").fetchone()
         try:
-            await asyncio.to_thread(process.start)
+            _insert(connection, "transfers", TRANSFER_COLUMNS, rows, skip_conflicts=True)
+        except sqlite3.IntegrityError as error:
+            if "FOREIGN KEY" in str(error):
+                raise UnknownAccountError("a transfer names an unknown account") from error
+            raise
+        connection.execute(APPLY_BALANCES, (before,))
+        connection.execute(MARK_FARE_DAYS, (before,))
+        found = connection.execute(
+            "SELECT key, id, posted_ms FROM transfers WHERE id > ?", (before,)
+        )
+        return found.fetchall()
+
+    async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
+        return await self.fetch(_MISMATCHES, json.dumps(account_ids))
+
+    async def lock_stoplist_head(self) -> Row:
+        (head,) = await self.fetch("SELECT version, checksum FROM stoplist_head")
+        return head
+
+
+def _to_end(work: Awaitable[T]) -> T:
+    """Run a job's coroutine to its end at once, on the calling thread.
+
+    A job awaits only its session, whose coroutines never suspend, so it ends on the first
+    step; one that waits for anything else is a programming error and is refused.
+    """
+    steps = work.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as end:
+        return end.value  # type: ignore[no-any-return]  # the coroutine's own result
+    steps.close()
+    raise StoreError("a job on the SQLite store awaited something other than its session")
+
+
+_Call = tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]]
+"""A job's work and its arguments but the session."""
+_Job = tuple[_Call, "asyncio.Future[Any]"]
+_Outcome = tuple[_Job, object, bool]
+"""A job, and its result, or the error it failed with (True)."""
+
+
+def _commit(
+    connection: sqlite3.Connection, turns: int | None, jobs: Sequence[_Job]
+) -> tuple[list[_Outcome], list[_Job]]:
+    """Run `jobs` in one transaction, each in a savepoint of its own, and commit once.
+
+    Runs on the store's thread, jobs and all, so that a group needs no round trip to the
+    event loop between its statements, in the writers' turn taken on `turns`. Returns each
+    job's outcome, and the jobs to run again: those whose work was lost with a transaction
+    that SQLite rolled back as a whole.
+    """
+    with _turn(turns):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            return _run_jobs(connection, jobs)
         finally:
-            theirs.close()
-        reader, writer = await asyncio.open_unix_connection(sock=ours)
-        started = cls(process, reader, writer)
+            if connection.in_transaction:  # COMMIT was not reached, or failed
+                connection.execute("ROLLBACK")
+
+
+def _run_jobs(
+    connection: sqlite3.Connection, jobs: Sequence[_Job]
+) -> tuple[list[_Outcome], list[_Job]]:
+    session = _SqliteSession(connection)
+    alone = len(jobs) == 1
+    outcomes: list[_Outcome] = []
+    for index, job in enumerate(jobs):
+        if not alone:
+            connection.execute("SAVEPOINT job")
         try:
-            problem = await started.ask()
-        except (OSError, asyncio.IncompleteReadError) as error:
-            problem = f"the writer stopped at once ({error})"
-        if problem is not None:
-            await started.stop()
-            raise StoreError(f"cannot open sqlite:///{path}: {problem}")
-        return started
+            work, args, kwargs = job[0]
+            result = _to_end(work(session, *args, **kwargs))
+        except Exception as error:  # noqa: BLE001 - handed to the job's caller
+            if not connection.in_transaction:
+                # SQLite rolled the whole transaction back (a full disk, an I/O error): the
+                # jobs before this one lost their work too and go round again.
+                failures = [outcome for outcome in outcomes if outcome[2]]
+                done = [done_job for done_job, _, failed in outcomes if not failed]
+                return [*failures, (job, error, True)], [*done, *jobs[index + 1 :]]
+            if alone:
+                connection.execute("ROLLBACK")
+            else:
+                connection.execute("ROLLBACK TO job")
+                connection.execute("RELEASE job")
+            outcomes.append((job, error, True))
+            continue
+        if not alone:
+            connection.execute("RELEASE job")
+        outcomes.append((job, result, False))
+    if connection.in_transaction:  # else the only job failed and was rolled back
+        connection.execute("COMMIT")
+    return outcomes, []
 
-    async def ask(self, request: bytes | None = None) -> Any:
-        """Send a framed request (none: read the greeting); return the answer unpickled."""
-        if request is not None:
-            self._writer.write(request)
-        header = await self._reader.readexactly(sqlite_writer.HEADER)
-        data = await self._reader.readexactly(sqlite_writer.frame_length(header))
-        return pickle.loads(data)  # noqa: S301 (our own writer)
 
-    async def stop(self) -> int | None:
-        """Hang up and wait for the writer to finish and exit; return its exit code."""
-        self._writer.close()
-        with contextlib.suppress(OSError):  # it was gone already
-            await self._writer.wait_closed()
-        await asyncio.to_thread(self._process.join)
-        return self._process.exitcode
+def _answer(outcomes: Sequence[_Outcome]) -> None:
+    """Hand each waiting caller its job's result or error (a non-error ends its wait)."""
+    for (_, future), outcome, failed in outcomes:
+        if future.done():
+            continue
+        if not failed:
+            future.set_result(outcome)
+        elif isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.cancel()
 
 
 class SqliteStore:
-    """A ledger in one SQLite file, written by a process of its own."""
+    """A ledger in one SQLite file, driven from a dedicated thread."""
 
-    def __init__(self, url: str, path: str) -> None:
+    def __init__(self, url: str, executor: ThreadPoolExecutor) -> None:
         self._url = url
-        self._path = path
-        self._writer: _Writer | None = None
-        self._talking = asyncio.Lock()
-        self._closed = False
+        self._executor = executor
+        self._connection: sqlite3.Connection | None = None
+        self._turns: int | None = None
         self._waiting: collections.deque[_Job] = collections.deque()
-        self._group: asyncio.Future[_Answer] | None = None
+        self._group: asyncio.Future[tuple[list[_Outcome], list[_Job]]] | None = None
         self._gathering: asyncio.TimerHandle | None = None
 
     @property
@@ -162,47 +387,52 @@ class SqliteStore:
         path = url.removeprefix(PREFIX)
         if not path:
             raise StoreError("sqlite:/// needs a file path, e.g. sqlite:///var/lib/farebox.db")
-        store = cls(url, path)
-        store._writer = await _Writer.start(path)
+        store = cls(url, ThreadPoolExecutor(max_workers=1, thread_name_prefix="farebox-sqlite"))
+        try:
+            store._connection = await store._on_thread(lambda: _connect(path))
+            store._turns = _open_turns(path)
+        except (sqlite3.Error, OSError) as error:
+            await store.close()
+            raise StoreError(f"cannot open {url}: {error}") from error
         return store
 
-    async def _ask(self, kind: str, payload: object) -> Any:
-        """Send one request to the writer (starting one if none runs) and return its answer.
+    async def _on_thread(self, action: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, action)
 
-        The exchange runs to its end even if the caller stops waiting, so that the next
-        request never reads this one's answer."""
-        exchange = asyncio.ensure_future(self._exchange(kind, payload))
-        exchange.add_done_callback(_consumed)
-        return await asyncio.shield(exchange)
-
-    async def _exchange(self, kind: str, payload: object) -> Any:
-        async with self._talking:
-            if self._writer is None:
-                if self._closed:
-                    raise StoreError("the store is closed")
-                self._writer = await _Writer.start(self._path)
-            try:
-                return await self._writer.ask(sqlite_writer.frame((kind, payload)))
-            except (OSError, asyncio.IncompleteReadError) as error:
-                writer, self._writer = self._writer, None
-                code = await writer.stop()
-                raise StoreError(
-                    f"the SQLite writer stopped (exit code {code}): whether its transaction"
-                    " committed is unknown"
-                ) from error
-
-    async def call(self, action: Callable[..., T], *args: object) -> T:
-        """`action(connection, *args)` in the writer (`action` at module level), for
-        migrations and tests."""
-        data, failed = await self._ask(sqlite_writer.ACTION, _pickled(action, args))
-        outcome = _outcome(data)
-        if failed:
-            raise outcome  # type: ignore[misc]  # an exception, pickled by the writer
-        return outcome  # type: ignore[return-value]  # what `action` returned
+    async def call(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `action` with the connection on the store's thread."""
+        connection = self._connection
+        if connection is None:
+            raise StoreError("the store is closed")
+        return await self._on_thread(lambda: action(connection))
 
     async def migrate(self) -> int:
+        def apply(connection: sqlite3.Connection) -> int:
+            connection.execute("CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER)")
+            connection.execute(
+                "CREATE UNIQUE INDEX IF NOT EXISTS ledger_schema_once ON ledger_schema (version)"
+            )
+            row = connection.execute("SELECT max(version) FROM ledger_schema").fetchone()
+            current = row[0] or 0
+            steps = migrations("sqlite")
+            if current > steps[-1].version:
+                raise MigrationError(f"schema version {current} is newer than this code")
+            # A step may rebuild a table that keys point at (SQLite's procedure for schema
+            # changes that ALTER cannot make): key enforcement is off while steps run, and
+            # every key is checked before each step commits.
+            connection.execute("PRAGMA foreign_keys = OFF")
+            try:
+                for step in steps:
+                    if step.version > current:
+                        _apply_step(connection, step)
+            finally:
+                if connection.in_transaction:  # a step failed: none of it stays
+                    connection.execute("ROLLBACK")
+                connection.execute("PRAGMA foreign_keys = ON")
+            return steps[-1].version
+
         try:
-            return await self.call(sqlite_writer.migrate, migrations("sqlite"))
+            return await self.call(apply)
         except sqlite3.Error as error:
             raise MigrationError(f"migration failed: {error}") from error
 
@@ -213,9 +443,7 @@ class SqliteStore:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        if self._closed:
-            raise StoreError("the store is closed")
-        job: _Job = (_pickled(work, args, kwargs), asyncio.get_running_loop().create_future())
+        job: _Job = ((work, args, kwargs), asyncio.get_running_loop().create_future())
         self._waiting.append(job)
         if self._group is None and self._gathering is None:
             self._start_group()
@@ -224,34 +452,42 @@ class SqliteStore:
         return await job[1]  # type: ignore[no-any-return]  # the future of `work`'s result
 
     def _start_group(self) -> None:
-        """Send the waiting jobs (up to GROUP) to the writer as one transaction.
+        """Send the waiting jobs (up to GROUP) to the thread as one transaction.
 
         A group starts the moment the one before it ends (from that group's done callback,
-        before its callers run again), so that the writer works on the next group while
+        before its callers run again), so that the thread works on the next group while
         the event loop serves the callers of the last one. Under load it waits GATHER_S
         first (see `_group_done`).
         """
         self._gathering = None
         group = [self._waiting.popleft() for _ in range(min(len(self._waiting), GROUP))]
         jobs = [job for job in group if not job[1].cancelled()]
+        connection = self._connection
+        if connection is None:
+            _answer([(job, StoreError("the store is closed"), True) for job in jobs])
+            return
         if not jobs:
             if self._waiting:
                 self._start_group()
             return
-        running = asyncio.ensure_future(self._ask(sqlite_writer.GROUP, [job[0] for job in jobs]))
+        running = asyncio.get_running_loop().run_in_executor(
+            self._executor, _commit, connection, self._turns, jobs
+        )
         running.add_done_callback(functools.partial(self._group_done, jobs=jobs))
         self._group = running
 
-    def _group_done(self, running: asyncio.Future[_Answer], jobs: list[_Job]) -> None:
+    def _group_done(
+        self, running: asyncio.Future[tuple[list[_Outcome], list[_Job]]], jobs: list[_Job]
+    ) -> None:
         self._group = None
         error = running.exception()
         if error is None:
-            answers, again = running.result()
-            self._waiting.extendleft(reversed([jobs[index] for index in again]))
+            outcomes, again = running.result()
+            self._waiting.extendleft(reversed(again))
         else:
-            # The writer stopped, or BEGIN or COMMIT failed: nothing of the group is known
-            # to be committed, and its callers are told so.
-            answers = []
+            # BEGIN or COMMIT failed: nothing of the group is committed, and its callers
+            # are told so.
+            outcomes = [(job, error, True) for job in jobs]
         if len(jobs) > 1 and len(self._waiting) < len(jobs):
             # The last group had company and fewer callers wait now than it had: the
             # others are still making their work. A commit costs about the same for more
@@ -261,31 +497,20 @@ class SqliteStore:
             self._gathering = asyncio.get_running_loop().call_later(GATHER_S, self._start_group)
         elif self._waiting:
             self._start_group()
-        if error is not None:
-            for _, future in jobs:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        for index, data, failed in answers:
-            future = jobs[index][1]
-            if future.done():
-                continue
-            outcome = _outcome(data)
-            if isinstance(outcome, StoreError) or failed:
-                future.set_exception(outcome)  # type: ignore[arg-type]  # an exception
-            else:
-                future.set_result(outcome)
+        _answer(outcomes)
 
     async def close(self) -> None:
-        """Finish the transactions already asked for, then stop the writer."""
-        self._closed = True
+        """Finish the transactions already asked for, then close the file."""
         while self._group is not None or self._gathering is not None:
             if self._gathering is not None:
                 self._gathering.cancel()
                 self._start_group()
             if self._group is not None:
                 await asyncio.wait([self._group])
-        async with self._talking:
-            if self._writer is not None:
-                writer, self._writer = self._writer, None
-                await writer.stop()
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._on_thread(connection.close)
+        if self._turns is not None:
+            turns, self._turns = self._turns, None
+            os.close(turns)
+        self._executor.shutdown(wait=True)

@@ -106,11 +106,7 @@ class Store(Protocol):
         **kwargs: P.kwargs,
     ) -> T:
         """Run `work(session, *args, **kwargs)` in one transaction: commit if it returns,
-        roll back if it raises.
-
-        `work` is a module-level coroutine function, and its arguments, result and errors
-        pickle: the SQLite store runs it in its writer process (a closure is refused).
-        """
+        roll back if it raises."""
         ...
 
     async def close(self) -> None: ...

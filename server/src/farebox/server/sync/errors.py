@@ -35,10 +35,6 @@ class SyncError(ServerError):
         if code is not None:
             self.code = code
 
-    def __reduce__(self) -> tuple[type[SyncError], tuple[str, str]]:
-        # Raised in the SQLite store's writer process, it travels back pickled.
-        return type(self), (str(self), self.code)
-
 
 class EnrollmentError(SyncError):
     code = "enrollment_token"

@@ -27,6 +27,8 @@ from farebox.protocol.packages import (
     sign_package,
 )
 from farebox.protocol.stoplist import StoplistChange, encode_stoplist_change
+from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.server.ledger import reads
 from farebox.server.ledger.store import Session
 from farebox.server.sync.errors import NoPackageError
@@ -47,17 +49,11 @@ async def _newest_key(session: Session) -> tuple[SigningKey, int] | None:
 async def signing_key(session: Session, now_ms: int) -> SigningKey:
     """The key that signs new packages: the newest unretired one, made on first use."""
     newest = await _newest_key(session)
-    return newest[0] if newest else await _new_key(session, now_ms)
+    return newest[0] if newest else await rotate_key(session, now_ms)
 
 
-async def rotate_key(session: Session, now_ms: int) -> VerifyKey:
+async def rotate_key(session: Session, now_ms: int) -> SigningKey:
     """Make a new package key; it signs from now on, and the older ones stay trusted.
-    Return its public half: the private one stays in the database."""
-    return (await _new_key(session, now_ms)).verify_key
-
-
-async def _new_key(session: Session, now_ms: int) -> SigningKey:
-    """Make the package key that signs from now on (see `rotate_key`).
 
     The key that signed until now endorses it, so that enrolled devices come to trust it
     (`endorsements`). A key is made at least a millisecond after the key that endorses it,
@@ -116,6 +112,12 @@ async def latest(session: Session, kind: PackageKind) -> Package | None:
         "SELECT body FROM packages WHERE kind = $1 ORDER BY version DESC LIMIT 1", kind.value
     )
     return decode_package(bytes(rows[0][0])) if rows else None
+
+
+async def latest_tariff(session: Session) -> Tariff | None:
+    """The tariff of the newest tariff package, the one validators quote with; or None."""
+    package = await latest(session, PackageKind.TARIFF)
+    return None if package is None else decode_tariff(package.payload)
 
 
 async def config_package(session: Session, now_ms: int) -> Package:
