@@ -74,7 +74,6 @@ _PLAIN_COLUMNS = ", ".join(
         TRANSFER_COLUMNS,
         [
             "text",
-            "bytea",
             "text",
             "text",
             "text",

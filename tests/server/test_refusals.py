@@ -84,16 +84,15 @@ async def test_the_database_refuses_a_second_fare_for_a_tap(ledger: Ledger) -> N
     """Even a caller that makes up another key cannot post a tap's fare twice."""
     await ledger.post_taps([tap("bus-1", 1, "nfc:01", at(2, "08:00"))])
     forged = fare_transfer(tap("bus-1", 1, "nfc:01", at(2, "08:00")), ALMATY)
-    row = (f"forged:{forged.key}", forged.fingerprint, "fare", "single", forged.debit,
-           forged.credit, "KZT", 200, 0, 0, None, None, "bus-1", 1,
-           None, None, None, None)  # fmt: skip
+    row = (f"forged:{forged.key}", "fare", "single", forged.debit, forged.credit, "KZT",
+           200, 0, 0, None, None, "bus-1", 1, None, None, None, None)  # fmt: skip
 
     async def insert(session: Session) -> None:
         await session.execute(
-            "INSERT INTO transfers (key, fingerprint, kind, phase, debit, credit, currency,"
-            " amount, event_ms, posted_ms, reference, fare_day, device, seq, stop, category,"
-            " origin, timeout_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-            " $13, $14, $15, $16, $17, $18)",
+            "INSERT INTO transfers (key, kind, phase, debit, credit, currency, amount,"
+            " event_ms, posted_ms, reference, fare_day, device, seq, stop, category, origin,"
+            " timeout_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+            " $15, $16, $17)",
             *row,
         )
 

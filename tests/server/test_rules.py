@@ -105,13 +105,6 @@ def test_a_reversal_swaps_the_accounts_and_keeps_the_fare_day() -> None:
     )  # fmt: skip
 
 
-def test_fingerprints_tell_a_retry_from_a_conflict() -> None:
-    fare = fare_transfer(tap("bus-1", 1, "nfc:0a", at(2, "08:00")), ALMATY)
-    retry = fare_transfer(tap("bus-1", 1, "nfc:0a", at(2, "08:00")), ALMATY)
-    other = fare_transfer(tap("bus-1", 1, "nfc:0a", at(2, "08:00"), fare=300), ALMATY)
-    assert fare.fingerprint == retry.fingerprint != other.fingerprint
-
-
 BAD_TRANSFERS = [
     ({"amount": 20000.0}, TypeError),  # float money
     ({"amount": Money(-1, "KZT")}, ValueError),

@@ -38,7 +38,7 @@ MIGRATION_LOCK = 0x66617265  # an arbitrary advisory lock id, the same in every 
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
-    key text, fingerprint bytea, kind text, phase text, debit text, credit text,
+    key text, kind text, phase text, debit text, credit text,
     currency text, amount bigint, event_ms bigint, posted_ms bigint, reference text,
     fare_day text, device text, seq bigint, stop text, category text, origin text,
     timeout_ms bigint

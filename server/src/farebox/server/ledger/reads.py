@@ -20,8 +20,8 @@ _POSTED_MS = TRANSFER_COLUMNS.index("posted_ms")
 
 def transfer_from_row(row: Row) -> Transfer:
     """The transfer a row of TRANSFER_COLUMNS stores."""
-    (key, _, kind, phase, debit, credit, currency, amount, event_ms, _) = row[:10]
-    (reference, fare_day, device, seq, stop, category, origin, timeout_ms) = row[10:]
+    (key, kind, phase, debit, credit, currency, amount, event_ms, _) = row[:9]
+    (reference, fare_day, device, seq, stop, category, origin, timeout_ms) = row[9:]
     return Transfer(
         key=key,
         kind=TransferKind(kind),

@@ -21,7 +21,6 @@ Row = Sequence[Any]
 
 TRANSFER_COLUMNS = (
     "key",
-    "fingerprint",
     "kind",
     "phase",
     "debit",

@@ -2,9 +2,9 @@
 
 A transfer debits one account and credits another by the same integer amount, so every
 transfer balances by construction. It is never changed: a correction is a new transfer.
-Its idempotency key names the business event (a tap is `tap:<device>:<seq>`); the
-fingerprint is the hash of its content, so that a re-sent request with the same key can be
-told apart from a different request that reuses the key.
+Its idempotency key names the business event (a tap is `tap:<device>:<seq>`); a re-sent
+request with the same key is told apart from a different request that reuses the key by
+its content (writes.post_transfers compares what is stored).
 
 Two-phase transfers follow TigerBeetle's shape: a PENDING transfer holds funds; a later
 POST (for at most the held amount) or VOID transfer names it by key in `origin` and
@@ -13,7 +13,6 @@ resolves it, once. A REVERSAL names the transfer it reverses in `origin` too.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -87,33 +86,6 @@ class Transfer:
     @property
     def currency(self) -> str:
         return self.amount.currency
-
-    @property
-    def fingerprint(self) -> bytes:
-        """SHA-256 of the content: equal for a faithful retry, different for a conflict.
-
-        The content is what the transfer means for the books: kind, accounts, amount, fare
-        day, tap, references and hold terms. The event time is left out so that a payment
-        channel or an operator re-sending a request later is still the same request.
-        """
-        # The repr of a tuple of str, int and None is exact and stable, and cheap to make.
-        fields = (
-            self.kind.value,
-            self.phase.value,
-            self.debit,
-            self.credit,
-            self.amount.minor,
-            self.amount.currency,
-            self.reference,
-            None if self.fare_day is None else self.fare_day.toordinal(),
-            self.device,
-            self.seq,
-            self.stop,
-            self.category,
-            self.origin,
-            self.timeout_ms,
-        )
-        return hashlib.sha256(repr(fields).encode()).digest()
 
     def moves(self) -> bool:
         """True if posting this changes posted balances (pendings hold, voids release)."""

@@ -31,16 +31,19 @@ from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan,
 from farebox.server.ledger.store import TRANSFER_COLUMNS, Row, Session
 from farebox.server.ledger.transfers import Receipt, Transfer, TransferKind, origin_problem
 
-_KEY, _FINGERPRINT, _KIND, _DEBIT, _CREDIT, _ORIGIN = map(
-    TRANSFER_COLUMNS.index, ("key", "fingerprint", "kind", "debit", "credit", "origin")
+_KEY, _KIND, _DEBIT, _CREDIT, _ORIGIN = map(
+    TRANSFER_COLUMNS.index, ("key", "kind", "debit", "credit", "origin")
 )
-_EXISTING = "SELECT key, id, posted_ms, fingerprint FROM transfers WHERE key = $1"
+# What a transfer means for the books: all it stores but its times, so that a payment
+# channel or an operator re-sending a request later is still the same request.
+_CONTENT = [c for c in TRANSFER_COLUMNS if c not in ("key", "event_ms", "posted_ms")]
+_CONTENT_AT = [TRANSFER_COLUMNS.index(c) for c in _CONTENT]
+_EXISTING = f"SELECT key, id, posted_ms, {', '.join(_CONTENT)} FROM transfers WHERE key = $1"  # noqa: S608 (fixed names)
 
 
 def transfer_row(item: Transfer, now_ms: int) -> tuple[object, ...]:
     return (
         item.key,
-        item.fingerprint,
         item.kind.value,
         item.phase.value,
         item.debit,
@@ -99,7 +102,7 @@ async def _check_origins(session: Session, rows: Sequence[Row]) -> None:
 class Posting:
     """The rows of transfers to post at `now_ms` and of the accounts to open first where
     missing. Made before the transaction (`Posting.of`), so that the store is not held
-    while rows and fingerprints are made. Rows are all a posting needs: the few checks
+    while rows are made. Rows are all a posting needs: the few checks
     that want a transfer (resolutions, reversals, refunds) make it again from its row."""
 
     transfer_rows: Sequence[Row]
@@ -146,13 +149,14 @@ async def post_transfers(session: Session, posting: Posting) -> tuple[Receipt, .
         conflicts = [
             row[_KEY]
             for row in skipped
-            if row[_KEY] not in stored or bytes(stored[row[_KEY]][3]) != row[_FINGERPRINT]
+            if row[_KEY] not in stored
+            or tuple(stored[row[_KEY]][3:]) != tuple(row[i] for i in _CONTENT_AT)
         ]
         if conflicts:
             raise IdempotencyConflictError(conflicts)
         for index, row in enumerate(rows):
             if receipts[index] is None:
-                _, ident, posted_ms, _ = stored[row[_KEY]]
+                _, ident, posted_ms, *_ = stored[row[_KEY]]
                 receipts[index] = Receipt(row[_KEY], ident, posted_ms, fresh=False)
     await _check_payouts(session, [row for row in rows if row[_KEY] in fresh_keys])
     touched = {row[_DEBIT] for row in rows} | {row[_CREDIT] for row in rows}
