@@ -34,8 +34,9 @@ from farebox.server.ledger.transfers import Receipt, Transfer, TransferKind, ori
 _KEY, _KIND, _DEBIT, _CREDIT, _ORIGIN = map(
     TRANSFER_COLUMNS.index, ("key", "kind", "debit", "credit", "origin")
 )
-# What a transfer means for the books: all it stores but its times, so that a payment
-# channel or an operator re-sending a request later is still the same request.
+# What a transfer means for the books, compared when its key comes again: all it stores
+# but the key and its times, so that a payment channel or an operator re-sending a
+# request later is still the same request.
 _CONTENT = [c for c in TRANSFER_COLUMNS if c not in ("key", "event_ms", "posted_ms")]
 _CONTENT_AT = [TRANSFER_COLUMNS.index(c) for c in _CONTENT]
 _EXISTING = f"SELECT key, id, posted_ms, {', '.join(_CONTENT)} FROM transfers WHERE key = $1"  # noqa: S608 (fixed names)
@@ -102,8 +103,8 @@ async def _check_origins(session: Session, rows: Sequence[Row]) -> None:
 class Posting:
     """The rows of transfers to post at `now_ms` and of the accounts to open first where
     missing. Made before the transaction (`Posting.of`), so that the store is not held
-    while rows are made. Rows are all a posting needs: the few checks
-    that want a transfer (resolutions, reversals, refunds) make it again from its row."""
+    while rows are made. Rows are all a posting needs: the few checks that want a transfer
+    (resolutions, reversals, refunds) make it again from its row."""
 
     transfer_rows: Sequence[Row]
     account_rows: Sequence[Row]

@@ -202,8 +202,8 @@ class Upload:
 @dataclass(frozen=True, slots=True)
 class _Taken:
     """What the transaction of `_take` did: its result, the accounts it opened, the ticket
-    uses it found on a second validator (ticket, device, first device, first seq), and the
-    reason it refused the batch."""
+    uses it found on a second validator (ticket, device, first device), and the reason it
+    refused the batch."""
 
     ingested: Ingested
     opened: Sequence[str] = ()
