@@ -44,7 +44,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """A request signed by `device`, its signature checked, not yet admitted."""
+    """A request signed by `device` with `key`, its signature checked, not yet admitted."""
 
     device: str
     nonce: Nonce
