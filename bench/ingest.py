@@ -29,7 +29,6 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -186,15 +185,13 @@ async def bare_write(db: str, sims: Sequence[SimDevice]) -> float:
         await store.migrate()
         for sim in sims:
             token = await _token(store, sim)
-            await store.run(
-                partial(devices.enroll, token=token, key=sim.key.verify_key, now_ms=START_MS)
-            )
+            await store.run(devices.enroll, token, sim.key.verify_key, START_MS)
         # The rows are made before the clock starts: the ceiling is the write alone.
         writes_of = {sim.id: [_rows(sim.id, part) for part in sim.batches] for sim in sims}
 
         async def device(sim: SimDevice) -> None:
             for records, posting in writes_of[sim.id]:
-                await store.run(partial(_write, records=records, posting=posting))
+                await store.run(_write, records, posting)
 
         total = sum(len(b) for sim in sims for b in sim.batches)
         started = time.perf_counter()
@@ -205,10 +202,7 @@ async def bare_write(db: str, sims: Sequence[SimDevice]) -> float:
 
 
 async def _token(store: Store, sim: SimDevice) -> str:
-    return await store.run(
-        partial(devices.create_token, name=sim.id, kind=DeviceKind.BUS, now_ms=START_MS,
-                ttl_ms=10**12)
-    )  # fmt: skip
+    return await store.run(devices.create_token, sim.id, DeviceKind.BUS, START_MS, 10**12)
 
 
 def _rows(

@@ -188,16 +188,13 @@ async def bare_insert_rate(
         await ledger.post([], fare_accounts(taps, lambda t, c, k: rider_account(t, c)))
         if isinstance(store, PostgresStore):  # the balances' trigger is PostgreSQL's
             await store.run(disable_balance_trigger)
-
-        async def insert(batch_rows: list[tuple[object, ...]]) -> None:
-            async def work(session: Session) -> None:
-                await session.insert_rows("transfers", TRANSFER_COLUMNS, batch_rows)
-
-            await store.run(work)
-
-        return await in_flight(rows, insert)
+        return await in_flight(rows, lambda batch_rows: store.run(insert_transfers, batch_rows))
     finally:
         await store.close()
+
+
+async def insert_transfers(session: Session, rows: list[tuple[object, ...]]) -> None:
+    await session.insert_rows("transfers", TRANSFER_COLUMNS, rows)
 
 
 async def disable_balance_trigger(session: Session) -> None:

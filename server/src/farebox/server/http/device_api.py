@@ -27,14 +27,14 @@ from farebox.protocol.errors import DecodeError, SignatureError, StaleRequestErr
 from farebox.protocol.heartbeat import decode_heartbeat
 from farebox.protocol.keys import VerifyKey
 from farebox.protocol.messages import Ack, Batch, decode_message, encode_message
-from farebox.protocol.package_keys import Endorsement, encode_endorsements
-from farebox.protocol.packages import Package, PackageKind, encode_package
+from farebox.protocol.package_keys import encode_endorsements
+from farebox.protocol.packages import PackageKind, encode_package
 from farebox.server.errors import ServerError
 from farebox.server.http.problems import Handler, classify
 from farebox.server.http.state import DEVICE_KEYS, LEDGER, METRICS, SETTINGS, STORE
 from farebox.server.ledger.store import Session
 from farebox.server.sync import devices, publishing
-from farebox.server.sync.devices import Device, Nonce
+from farebox.server.sync.devices import Nonce
 from farebox.server.sync.errors import AuthenticationError, MalformedRequestError
 from farebox.server.sync.ingest import ingest
 
@@ -90,8 +90,8 @@ async def _in_standing(
     work: Callable[..., Awaitable[T]],
     args: tuple[object, ...],
 ) -> T:
-    device = await devices.admit(session, signed.device, signed.nonce, now_ms)
-    return await work(session, device, *args)
+    await devices.admit(session, signed.device, signed.nonce, now_ms)
+    return await work(session, *args)
 
 
 async def _admitted(
@@ -100,8 +100,8 @@ async def _admitted(
     work: Callable[..., Awaitable[T]],
     *args: object,
 ) -> T:
-    """Run `work(session, device, *args)` for the device of a signed request in the
-    transaction that admits it."""
+    """Run `work(session, *args)` for a signed request in the transaction that admits its
+    device."""
     now_ms = request.app[SETTINGS].clock()
     return await request.app[STORE].run(_in_standing, signed, now_ms, work, args)
 
@@ -152,7 +152,7 @@ async def packages(request: web.Request) -> web.Response:
     except ValueError:
         raise MalformedRequestError("unknown package kind or version") from None
     now_ms = request.app[SETTINGS].clock()
-    package = await _admitted(request, signed, _package, kind, have, now_ms)
+    package = await _admitted(request, signed, publishing.package_for, kind, have, now_ms)
     if package is None:
         raise web.HTTPNotModified
     etag = f'"{kind.value}-{package.version}"'
@@ -163,21 +163,11 @@ async def packages(request: web.Request) -> web.Response:
     return response
 
 
-async def _package(
-    session: Session, _: Device, kind: PackageKind, have: int, now_ms: int
-) -> Package | None:
-    return await publishing.package_for(session, kind, have, now_ms)
-
-
 async def package_keys(request: web.Request) -> web.Response:
     """The endorsements by which enrolled devices come to trust rotated package keys."""
     signed = await authenticate(request, b"")
-    chain = await _admitted(request, signed, _endorsements)
+    chain = await _admitted(request, signed, publishing.endorsements)
     return _cbor(encode_endorsements(chain))
-
-
-async def _endorsements(session: Session, _: Device) -> list[Endorsement]:
-    return await publishing.endorsements(session)
 
 
 async def heartbeat(request: web.Request) -> web.Response:
@@ -188,16 +178,17 @@ async def heartbeat(request: web.Request) -> web.Response:
         raise AuthenticationError(
             f"{signed.device} cannot report for {beat.device}", "bad_signature"
         )
-    await _admitted(request, signed, _keep_heartbeat, request.app[SETTINGS].clock(), body)
+    now_ms = request.app[SETTINGS].clock()
+    await _admitted(request, signed, _keep_heartbeat, signed.device, now_ms, body)
     return web.Response(status=204)
 
 
-async def _keep_heartbeat(session: Session, device: Device, now_ms: int, body: bytes) -> None:
+async def _keep_heartbeat(session: Session, device: str, now_ms: int, body: bytes) -> None:
     await session.execute(
         "INSERT INTO heartbeats (device, received_ms, body) VALUES ($1, $2, $3) "
         "ON CONFLICT (device) DO UPDATE SET received_ms = excluded.received_ms, "
         "body = excluded.body",
-        device.id, now_ms, body,
+        device, now_ms, body,
     )  # fmt: skip
 
 
