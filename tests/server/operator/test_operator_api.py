@@ -158,8 +158,11 @@ async def test_ticket_alerts_list_a_qr_ticket_used_on_two_validators(
     ticket = dataclasses.replace(
         accepted_tap(), media=MediaKind.QR, token="qr:T-42", fare=Money(15000, "KZT")
     )
-    await sync(device, records(device, [ticket], operator.clock() - HOUR_MS))
-    await sync(gate, records(gate, [ticket], operator.clock() - HOUR_MS // 2))
+    other = dataclasses.replace(ticket, token="qr:T-43")
+    # Twice on the bus (its first validator: no alert), then once more on the gate, with a
+    # ticket the gate is the first to see.
+    await sync(device, records(device, [ticket, ticket], operator.clock() - HOUR_MS))
+    await sync(gate, records(gate, [ticket, other], operator.clock() - HOUR_MS // 2))
     (alert,) = (await operator.call("GET", "/api/v1/ticket-alerts"))["alerts"]
     assert (alert["token"], alert["device"], alert["first_device"]) == (
         "qr:T-42",

@@ -39,8 +39,7 @@ from farebox.server.errors import MigrationError, StoreError, UnknownAccountErro
 from farebox.server.ledger.migrations import Migration, migrations
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
-    MISMATCH_COLUMNS,
-    MISMATCH_CONDITION,
+    AMONG,
     TRANSFER_COLUMNS,
     Row,
     Session,
@@ -102,16 +101,17 @@ MARK_FARE_DAYS = marking_fare_days(
     "id > ?1 AND +fare_day <= (SELECT closed_through FROM fare_day_close)"
 )
 
-_MISMATCHES = (
-    f"{MISMATCH_COLUMNS} FROM accounts"  # noqa: S608 (fixed text)
-    f" WHERE id IN (SELECT value FROM json_each($1)) AND {MISMATCH_CONDITION}"
-)
-
 
 @functools.lru_cache(maxsize=256)
 def _numbered(sql: str) -> str:
     """PostgreSQL's `$1` placeholders as SQLite's equivalent `?1`."""
     return re.sub(r"\$(\d+)", r"?\1", sql)
+
+
+@functools.lru_cache(maxsize=64)
+def _among(sql: str) -> str:
+    """`sql` of `Session.fetch_among` with its keys, a JSON array, as a set."""
+    return _numbered(sql.replace(AMONG, "IN (SELECT value FROM json_each($1))"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -270,8 +270,8 @@ class _SqliteSession:
         )
         return found.fetchall()
 
-    async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
-        return await self.fetch(_MISMATCHES, json.dumps(account_ids))
+    async def fetch_among(self, sql: str, keys: Sequence[str]) -> list[Row]:
+        return self._connection.execute(_among(sql), (json.dumps(list(keys)),)).fetchall()
 
     async def lock_stoplist_head(self) -> Row:
         (head,) = await self.fetch("SELECT version, checksum FROM stoplist_head")

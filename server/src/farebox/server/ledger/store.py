@@ -5,7 +5,8 @@ session inside one database transaction. SQL is written in PostgreSQL's `$1` pla
 style and shared by both stores wherever the statement is truly the same; the SQLite store
 rewrites placeholders to its own numbered `?1` form. What differs is behind the session's
 few store-specific methods: bulk inserts (PostgreSQL: COPY, for transfers into a staging
-table, then INSERT ... ON CONFLICT DO NOTHING) and the row lock on the stoplist head.
+table, then INSERT ... ON CONFLICT DO NOTHING), statements over a list of keys (a list is
+one parameter in PostgreSQL, a JSON array in SQLite) and the row lock on the stoplist head.
 """
 
 from __future__ import annotations
@@ -39,12 +40,9 @@ TRANSFER_COLUMNS = (
     "timeout_ms",
 )
 ACCOUNT_COLUMNS = ("id", "kind", "currency", "credit_limit", "category", "opened_ms")
-# Rider accounts whose stoplist flag disagrees with their balance. Each store puts its own
-# way of naming a list of ids between the two halves.
-MISMATCH_COLUMNS = "SELECT id, posted - pending_debits < -credit_limit"
-MISMATCH_CONDITION = (
-    "kind = 'rider' AND (posted - pending_debits < -credit_limit) <> limit_blocked ORDER BY id"
-)
+AMONG = "{among}"
+"""Stands in a statement of `Session.fetch_among` for the test that a column's value is one
+of the keys: `WHERE token {among}`. Each store writes the test its own way."""
 
 
 class Session(Protocol):
@@ -77,9 +75,9 @@ class Session(Protocol):
         """
         ...
 
-    async def limit_mismatches(self, account_ids: Sequence[str]) -> list[Row]:
-        """(id, below limit) of the rider accounts among `account_ids` whose stoplist flag
-        (`limit_blocked`) disagrees with their balance, in id order."""
+    async def fetch_among(self, sql: str, keys: Sequence[str]) -> list[Row]:
+        """The rows of `sql`, a statement whose only parameter is the list of text `keys`,
+        named where AMONG stands: one statement, however many keys."""
         ...
 
     async def lock_stoplist_head(self) -> Row:

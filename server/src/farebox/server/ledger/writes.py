@@ -28,7 +28,7 @@ from farebox.server.ledger.reads import (
 )
 from farebox.server.ledger.settlement import DayState
 from farebox.server.ledger.stoplist import BlockChange, BlockReason, Head, Plan, plan_changes
-from farebox.server.ledger.store import TRANSFER_COLUMNS, Row, Session
+from farebox.server.ledger.store import AMONG, TRANSFER_COLUMNS, Row, Session
 from farebox.server.ledger.transfers import Receipt, Transfer, TransferKind, origin_problem
 
 _KEY, _KIND, _DEBIT, _CREDIT, _ORIGIN = map(
@@ -39,7 +39,13 @@ _KEY, _KIND, _DEBIT, _CREDIT, _ORIGIN = map(
 # request later is still the same request.
 _CONTENT = [c for c in TRANSFER_COLUMNS if c not in ("key", "event_ms", "posted_ms")]
 _CONTENT_AT = [TRANSFER_COLUMNS.index(c) for c in _CONTENT]
-_EXISTING = f"SELECT key, id, posted_ms, {', '.join(_CONTENT)} FROM transfers WHERE key = $1"  # noqa: S608 (fixed names)
+_EXISTING = f"SELECT key, id, posted_ms, {', '.join(_CONTENT)} FROM transfers WHERE key {AMONG}"  # noqa: S608 (fixed names)
+# Rider accounts whose stoplist flag disagrees with their balance: (id, below the limit).
+_MISMATCHES = f"""
+SELECT id, posted - pending_debits < -credit_limit FROM accounts
+WHERE id {AMONG} AND kind = 'rider'
+  AND (posted - pending_debits < -credit_limit) <> limit_blocked ORDER BY id
+"""  # noqa: S608 (fixed text)
 
 
 def transfer_row(item: Transfer, now_ms: int) -> tuple[object, ...]:
@@ -76,12 +82,7 @@ def account_row(account: Account, now_ms: int) -> tuple[object, ...]:
 
 
 async def _existing(session: Session, keys: Sequence[str]) -> dict[str, Row]:
-    found: dict[str, Row] = {}
-    for key in dict.fromkeys(keys):
-        rows = await session.fetch(_EXISTING, key)
-        if rows:
-            found[key] = rows[0]
-    return found
+    return {row[0]: row for row in await session.fetch_among(_EXISTING, keys)}
 
 
 async def _check_origins(session: Session, rows: Sequence[Row]) -> None:
@@ -176,7 +177,7 @@ async def _check_payouts(session: Session, posted: Sequence[Row]) -> None:
 
 async def sync_limit_blocks(session: Session, account_ids: Sequence[str], now_ms: int) -> None:
     """Stop-list riders of `account_ids` below their credit limit; release those back above."""
-    rows = await session.limit_mismatches(account_ids)
+    rows = await session.fetch_among(_MISMATCHES, account_ids)
     if not rows:
         return
     await session.executemany(
@@ -187,14 +188,18 @@ async def sync_limit_blocks(session: Session, account_ids: Sequence[str], now_ms
     await change_blocks(session, requests, now_ms)
 
 
+_REASONS = f"SELECT token, reason FROM blocks WHERE token {AMONG}"  # noqa: S608 (fixed text)
+
+
 async def change_blocks(session: Session, requests: Sequence[BlockChange], now_ms: int) -> Plan:
     """Apply block changes and record every resulting stoplist version with its checksum."""
     # Locked first: every stoplist writer queues here, so versions never interleave.
     version, checksum = await session.lock_stoplist_head()
-    reasons = {}
-    for token in dict.fromkeys(request.token for request in requests):
-        rows = await session.fetch("SELECT reason FROM blocks WHERE token = $1", token)
-        reasons[token] = frozenset(BlockReason(reason) for (reason,) in rows)
+    tokens = list(dict.fromkeys(request.token for request in requests))
+    held: dict[str, set[BlockReason]] = {token: set() for token in tokens}
+    for token, reason in await session.fetch_among(_REASONS, tokens):
+        held[token].add(BlockReason(reason))
+    reasons = {token: frozenset(found) for token, found in held.items()}
     plan = plan_changes(Head(version, bytes(checksum)), reasons, requests)
     await session.executemany(
         "INSERT INTO blocks (token, reason, note, since_ms) VALUES ($1, $2, $3, $4)",

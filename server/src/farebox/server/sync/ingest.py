@@ -23,7 +23,7 @@ from farebox.server.ledger import posting, writes
 from farebox.server.ledger.accounts import Account, KnownAccounts, rider_account
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
-from farebox.server.ledger.store import TRANSFER_COLUMNS, Row, Session, Store
+from farebox.server.ledger.store import AMONG, TRANSFER_COLUMNS, Row, Session, Store
 from farebox.server.sync import devices
 from farebox.server.sync.devices import Nonce
 
@@ -120,6 +120,9 @@ def ticket_uses(entries: Sequence[EncodedRecord]) -> list[TicketUse]:
     return uses
 
 
+_FIRST_USES = f"SELECT token, device, seq FROM ticket_uses WHERE token {AMONG}"  # noqa: S608 (fixed text)
+
+
 async def _check_ticket_uses(
     session: Session, uses: Sequence[TicketUse]
 ) -> list[tuple[str, str, str]]:
@@ -129,22 +132,28 @@ async def _check_ticket_uses(
     Validators decide offline, so the same single-ride ticket can pass two of them before
     either syncs; the server is where that shows.
     """
-    alerts = []
-    for token, device, seq, used_ms in uses:
-        first = await session.fetch("SELECT device, seq FROM ticket_uses WHERE token = $1", token)
-        if not first:
-            await session.execute(
-                "INSERT INTO ticket_uses (token, device, seq, used_ms) VALUES ($1, $2, $3, $4)",
-                token, device, seq, used_ms,
-            )  # fmt: skip
-        elif first[0][0] != device:
-            alerts.append((token, device, first[0][0]))
-            await session.execute(
-                "INSERT INTO ticket_alerts (token, device, seq, used_ms, first_device, "
-                "first_seq) VALUES ($1, $2, $3, $4, $5, $6)",
-                token, device, seq, used_ms, first[0][0], first[0][1],
-            )  # fmt: skip
-    return alerts
+    if not uses:
+        return []
+    found = await session.fetch_among(_FIRST_USES, [token for token, *_ in uses])
+    first = {token: (device, seq) for token, device, seq in found}
+    new: list[TicketUse] = []
+    copies: list[tuple[str, str, int, int, str, int]] = []
+    for use in uses:
+        token, device, seq, used_ms = use
+        if token not in first:
+            first[token] = (device, seq)
+            new.append(use)
+        elif first[token][0] != device:
+            copies.append((token, device, seq, used_ms, *first[token]))
+    await session.executemany(
+        "INSERT INTO ticket_uses (token, device, seq, used_ms) VALUES ($1, $2, $3, $4)", new
+    )
+    await session.executemany(
+        "INSERT INTO ticket_alerts (token, device, seq, used_ms, first_device, first_seq)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        copies,
+    )
+    return [(token, device, first_device) for token, device, _, _, first_device, _ in copies]
 
 
 def fare_posting(
