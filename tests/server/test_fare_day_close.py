@@ -6,13 +6,16 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import date
 
 import asyncpg
 import pytest
 
-from farebox.server.ledger.book import Ledger
-from farebox.server.ledger.settlement import FlatFareRater
+from farebox.protocol.money import Money
+from farebox.server.errors import LedgerError
+from farebox.server.ledger.book import SETTLING_AT_ONCE, Ledger
+from farebox.server.ledger.settlement import DayTap, FlatFareRater
 from farebox.server.ledger.store import Session, open_store
 from tests.server.conftest import ALMATY, Clock
 from tests.server.helpers import at, kzt, tap, top_up
@@ -57,6 +60,32 @@ async def test_a_day_settled_before_it_closed_is_settled_again_when_it_closes(
     await ledger.post_taps([tap("bus-1", 2, "nfc:aa", at(2, "08:00"))])
     clock.now_ms = at(3, "04:00")
     assert await ledger.settle_due(RATER) == 1
+
+
+async def test_many_days_settle_at_once_and_a_failure_stops_them_with_its_error(
+    ledger: Ledger, clock: Clock
+) -> None:
+    riders = [f"nfc:{n:02d}" for n in range(3 * SETTLING_AT_ONCE)]
+    await ledger.post_taps(
+        [tap("bus-1", 2 * n + k + 1, token, at(2, f"0{7 + k}:00"))
+         for n, token in enumerate(riders) for k in range(2)]
+    )  # fmt: skip
+    clock.now_ms = at(3, "04:00")
+
+    def failing(account: str, day: date, taps: Sequence[DayTap]) -> Sequence[Money]:
+        if account == "rider:nfc:05":
+            raise LedgerError("no tariff rates this day")
+        return RATER(account, day, taps)
+
+    with pytest.raises(LedgerError, match="no tariff"):
+        await ledger.settle_due(failing)
+    # The failed day, at least, and those stopped with it are still due; none twice.
+    assert 1 <= await ledger.settle_due(RATER) <= len(riders)
+    assert await ledger.settle_due(RATER) == 0
+    for token in riders:  # two rides of 200 each, capped at 300: settled once
+        state = await ledger.account(f"rider:{token}")
+        assert state is not None
+        assert state.balance == kzt(-300)
 
 
 @pytest.mark.postgres

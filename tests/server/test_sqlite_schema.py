@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from farebox.server.errors import MigrationError, UnknownAccountError
-from farebox.server.ledger import sqlite_store
+from farebox.server.ledger import reads, sqlite_store
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.migrations import Migration, migrations
 from farebox.server.ledger.posting import fare_transfer
 from farebox.server.ledger.settlement import FlatFareRater
 from farebox.server.ledger.sqlite_store import APPLY_BALANCES, MARK_FARE_DAYS, SqliteStore
-from farebox.server.ledger.store import TRANSFER_COLUMNS
+from farebox.server.ledger.store import TRANSFER_COLUMNS, Session
 from tests.server.conftest import ALMATY, Clock
 from tests.server.helpers import at, kzt, tap, top_up
 
@@ -32,6 +32,11 @@ TABLES = {
     "ledger_schema": "version",
 }
 Rows = list[tuple[object, ...]]
+ACCOUNT_DAY_READS = ("transfers_debit_day", "transfers_credit_day", "transfers_origin")
+
+
+async def explain(session: Session, sql: str, *args: object) -> Rows:
+    return [tuple(row) for row in await session.fetch(f"EXPLAIN QUERY PLAN {sql}", *args)]
 
 
 async def rows(store: SqliteStore, sql: str, *args: object) -> Rows:
@@ -190,6 +195,30 @@ async def test_a_posting_reads_only_the_rows_it_inserted(
         assert reads
         for detail in reads:
             assert "INTEGER PRIMARY KEY (rowid>?)" in detail or "(key=?)" in detail, plan
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    "statement", [reads.DAY_CHARGED, reads.DAY_TAPS, f"SELECT {reads.DAY_EVENTS}"]
+)
+async def test_a_settlement_reads_only_its_riders_day(store: SqliteStore, statement: str) -> None:
+    """What a settlement reads of one rider's day it finds through the account-day indexes
+    (and transfers they name by key), never through the fare_day index: that would read
+    the whole day's transfers for each rider settled."""
+    try:
+        await store.migrate()
+        plan = await store.run(explain, statement, "rider:nfc:01", "2026-03-02")
+        steps = [str(detail) for *_, detail in plan]
+        searches = [
+            step
+            for step in steps
+            if step.startswith(("SEARCH", "SCAN"))
+            and not step.startswith(("SCAN moved", "SCAN CONSTANT"))
+        ]
+        assert searches
+        for step in searches:
+            assert any(f"{index} (" in step for index in ACCOUNT_DAY_READS), steps
     finally:
         await store.close()
 

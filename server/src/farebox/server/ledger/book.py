@@ -8,6 +8,7 @@ awaits the store, so it is safe to call from the server's event loop.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ from farebox.server.ledger.store import Session, Store
 from farebox.server.ledger.transfers import Entry, Receipt, Transfer
 
 SETTLEMENT_ATTEMPTS = 3
+SETTLING_AT_ONCE = 8
+"""Fare days that `Ledger.settle_due` settles at a time."""
 
 
 def wall_clock_ms() -> int:
@@ -293,12 +296,27 @@ class Ledger:
         raise LedgerError(f"{account_id} {day}: settlement kept racing with another server")
 
     async def settle_due(self, rater: Rater, *, limit: int = 1000) -> int:
-        """Settle closed fare days not settled yet or changed by late taps; return how many."""
+        """Settle closed fare days not settled yet or changed by late taps; return how many.
+
+        SETTLING_AT_ONCE days are settled at a time, each by itself as `settle` does: their
+        transactions share commits on SQLite and connections on PostgreSQL. The first
+        failure stops the others and is raised.
+        """
         last = self.policy.last_closed(self._clock())
         await self.store.run(writes.close_fare_days, last)
         due = await self.store.run(reads.due_days, last, limit)
-        for account_id, day in due:
-            await self.settle(account_id, day, rater)
+        pending = iter(due)
+
+        async def settler() -> None:
+            for account_id, day in pending:
+                await self.settle(account_id, day, rater)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(SETTLING_AT_ONCE):
+                    group.create_task(settler())
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         return len(due)
 
     async def revenue(self, day: date) -> list[tuple[str, Money]]:
