@@ -223,6 +223,17 @@ async def test_a_settlement_reads_only_its_riders_day(store: SqliteStore, statem
         await store.close()
 
 
+async def test_expired_holds_are_found_by_their_timeout(store: SqliteStore) -> None:
+    """Charging expired holds reads the pending transfers alone, not every transfer."""
+    try:
+        await store.migrate()
+        plan = await store.run(explain, reads.EXPIRED_HOLDS, 0, 100)
+        steps = [str(detail) for *_, detail in plan]
+        assert steps[0] == "SEARCH t USING INDEX transfers_pending_timeout (timeout_ms<?)", steps
+    finally:
+        await store.close()
+
+
 async def test_stores_migrating_one_new_file_at_once_apply_each_step_once(
     tmp_path: Path,
 ) -> None:

@@ -75,16 +75,17 @@ async def statement(session: Session, account_id: str, limit: int) -> list[Entry
     return [entry_from_row(row) for row in rows]
 
 
+# Through the partial index of pending transfers by timeout (migration 0008).
+EXPIRED_HOLDS = (
+    f"{_ENTRY} t WHERE phase = 'pending' AND timeout_ms < $1"  # noqa: S608 (fixed text)
+    " AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.origin = t.key)"
+    " ORDER BY timeout_ms LIMIT $2"
+)
+
+
 async def expired_holds(session: Session, now_ms: int, limit: int) -> list[Entry]:
     """Pending transfers past their timeout that nothing has resolved yet."""
-    rows = await session.fetch(
-        f"{_ENTRY} t WHERE phase = 'pending' AND timeout_ms < $1"  # noqa: S608 (fixed text)
-        " AND NOT EXISTS (SELECT 1 FROM transfers r WHERE r.origin = t.key)"
-        " ORDER BY timeout_ms LIMIT $2",
-        now_ms,
-        limit,
-    )
-    return [entry_from_row(row) for row in rows]
+    return [entry_from_row(row) for row in await session.fetch(EXPIRED_HOLDS, now_ms, limit)]
 
 
 async def stoplist_head(session: Session) -> Head:
