@@ -1,15 +1,17 @@
 """Sync server ingest: signed batches from many devices over real HTTP, and a storm.
 
 Real `farebox-server run` processes on 127.0.0.1 (one, then two sharing the port with
-`--reuse-port`) take batches of 500 signed records from simulated devices (the load
+`--reuse-port`) take batches of signed records from simulated devices (the load
 generator is this process, on the same 2 cores), on SQLite and on PostgreSQL (a
-throwaway cluster, as the tests make). Ceiling, measured in the same run on a fresh store
-of the same kind: the bare storage write of the same rows (raw records plus fare postings
-through the ledger's own writes, the rows made beforehand, as many batches in flight as
-the uploads) with no HTTP, decoding, signature or chain checks, nor the making of the
-postings. Every device uploads as an agent does, one batch in flight at a time, and all
-devices at once: the steady ingest's 40 buses with 2,500 records each, then the reconnect
-storm's 300 with a day's 1,500 each (with --quick: 20 x 1,000, then 60 x 500).
+throwaway cluster, as the tests make). A batch is as full as an agent sends a backlog
+(`sync.max_batch_records`, 1,000 by default), a device's last one smaller. Ceiling,
+measured in the same run on a fresh store of the same kind: the bare storage write of the
+same rows (raw records plus fare postings through the ledger's own writes, the rows made
+beforehand, as many batches in flight as the uploads) with no HTTP, decoding, signature or
+chain checks, nor the making of the postings. Every device uploads as an agent does, one
+batch in flight at a time, and all devices at once: the steady ingest's 40 buses with
+2,500 records each, then the reconnect storm's 300 with a day's 1,500 each (with --quick:
+20 x 1,000, then 60 x 500).
 
     .venv/bin/python -m bench.ingest [--quick]
 """
@@ -34,6 +36,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.table import Row, render
+from farebox.agent.sync.settings import SyncConfig
 from farebox.protocol.auth import sign_request
 from farebox.protocol.chain import Cursor
 from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
@@ -65,7 +68,8 @@ from farebox.server.sync.ingest import (
 )
 from tests.support.postgres import server_bin_dir, throwaway_cluster
 
-BATCH = 500
+BATCH = SyncConfig().max_batch_records
+"""Records in a full batch: as a validator uploads a backlog (`sync.max_batch_records`)."""
 PROCESSES = (1, 2)
 """Server processes sharing the port: one, and one per core of the 2-core machine."""
 START_MS = 1_795_669_200_000
