@@ -1,6 +1,7 @@
 """The SQLite store's schema and statements: migrations 0005 and 0007 rebuild tables and
 keep every row (0007 all but the fingerprint column it drops), migrations check foreign
 keys and run once when stores start together, a posting's statements read only its rows,
+a settlement's only its rider's day, charging expired holds only the pending transfers,
 and rows go in by few statements."""
 
 from __future__ import annotations
