@@ -2,7 +2,7 @@
 keep every row (0007 all but the fingerprint column it drops), migrations check foreign
 keys and run once when stores start together, a posting's statements read only its rows,
 a settlement's only its rider's day, charging expired holds only the pending transfers,
-and rows go in by few statements."""
+the taps-per-minute report only its range's records, and rows go in by few statements."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from farebox.server.ledger.posting import fare_transfer
 from farebox.server.ledger.settlement import FlatFareRater
 from farebox.server.ledger.sqlite_store import APPLY_BALANCES, MARK_FARE_DAYS, SqliteStore
 from farebox.server.ledger.store import TRANSFER_COLUMNS, Session
+from farebox.server.sync import reports
 from tests.server.conftest import ALMATY, Clock
 from tests.server.helpers import at, kzt, tap, top_up
 
@@ -231,6 +232,18 @@ async def test_expired_holds_are_found_by_their_timeout(store: SqliteStore) -> N
         plan = await store.run(explain, reads.EXPIRED_HOLDS, 0, 100)
         steps = [str(detail) for *_, detail in plan]
         assert steps[0] == "SEARCH t USING INDEX transfers_pending_timeout (timeout_ms<?)", steps
+    finally:
+        await store.close()
+
+
+async def test_taps_per_minute_read_only_the_records_of_their_range(store: SqliteStore) -> None:
+    """The report counts a day's records through their event-time index, not all records
+    ever stored (a scan on the store's one thread, while uploads wait)."""
+    try:
+        await store.migrate()
+        plan = await store.run(explain, reports.RECORDS_PER_MINUTE, 0, 86_400_000)
+        steps = [str(detail) for *_, detail in plan]
+        assert steps[0].startswith("SEARCH records USING COVERING INDEX records_event_time"), steps
     finally:
         await store.close()
 
