@@ -89,10 +89,12 @@ def test_revenue_report_and_verify(db: str) -> None:
 
     with sqlite3.connect(db.removeprefix("sqlite:///")) as connection:
         connection.execute("UPDATE accounts SET posted = posted + 1 WHERE id = 'rider:nfc:0a'")
+        connection.execute("UPDATE stoplist_head SET size = size + 1")
     status, out = run("ledger", "verify", "--db", db)
     assert status == 1
     assert "violation: KZT: balances sum to 1" in out
     assert "violation: rider:nfc:0a: stored" in out
+    assert "violation: stoplist size is kept as 3, but 2 tokens are listed" in out
 
 
 def test_the_store_comes_from_the_environment(db: str, monkeypatch: pytest.MonkeyPatch) -> None:

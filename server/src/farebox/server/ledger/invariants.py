@@ -5,13 +5,13 @@ append-only triggers, balances kept by trigger); this is the independent audit a
 operator runs, and the tests run after every step: each currency sums to zero, each
 balance equals the replay of its transfers, each tap has at most one fare posting, no
 pending transfer posted more than it held, and the stoplist matches the balances and its
-own recorded checksum.
+own recorded checksum and size.
 """
 
 from __future__ import annotations
 
 from farebox.protocol.stoplist import StoplistChecksum
-from farebox.server.ledger.reads import MOVES, stoplist_head, stoplist_tokens
+from farebox.server.ledger.reads import MOVES, stoplist_head, stoplist_size, stoplist_tokens
 from farebox.server.ledger.store import Session
 
 _UNBALANCED = """
@@ -100,7 +100,10 @@ async def violations(session: Session) -> list[str]:
     ((last,),) = await session.fetch(_LAST_VERSION)
     if head.version != last:
         found.append(f"stoplist head is version {head.version}, the last change {last}")
-    actual = StoplistChecksum.of(await stoplist_tokens(session)).digest()
-    if actual != head.checksum:
+    tokens = await stoplist_tokens(session)
+    if StoplistChecksum.of(tokens).digest() != head.checksum:
         found.append("stoplist checksum differs from the checksum of the listed tokens")
+    size = await stoplist_size(session)
+    if size != len(tokens):
+        found.append(f"stoplist size is kept as {size}, but {len(tokens)} tokens are listed")
     return found

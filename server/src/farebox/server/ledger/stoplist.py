@@ -70,6 +70,11 @@ class Plan:
     changes: tuple[Change, ...]
     head: Head
 
+    @property
+    def growth(self) -> int:
+        """How many more tokens the list holds after the plan (negative: fewer)."""
+        return sum(1 if change.listed else -1 for change in self.changes)
+
 
 def plan_changes(
     head: Head, reasons: Mapping[str, frozenset[BlockReason]], requests: Sequence[BlockChange]

@@ -216,9 +216,10 @@ async def change_blocks(session: Session, requests: Sequence[BlockChange], now_m
             [(c.version, c.token, c.listed, c.checksum, now_ms) for c in plan.changes],
         )
         await session.execute(
-            "UPDATE stoplist_head SET version = $1, checksum = $2",
+            "UPDATE stoplist_head SET version = $1, checksum = $2, size = size + $3",
             plan.head.version,
             plan.head.checksum,
+            plan.growth,
         )
     return plan
 
