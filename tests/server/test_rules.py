@@ -168,14 +168,17 @@ REQUESTS = st.lists(
 def test_deltas_between_any_two_versions_reach_the_later_list(
     requests: list[BlockChange], data: st.DataObject
 ) -> None:
-    """Apply requests one at a time; any delta from an earlier version reaches the later."""
+    """Apply requests one at a time; any delta from an earlier version reaches the later,
+    and the plans' growth keeps the list's size."""
     head = EMPTY_HEAD
+    size = 0
     reasons: dict[str, frozenset[BlockReason]] = {}
     lists: dict[int, frozenset[str]] = {0: frozenset()}
     changes: list[Change] = []
     for request in requests:
         plan = plan_changes(head, reasons, [request])
         changes += plan.changes
+        size += plan.growth
         held = set(reasons.get(request.token, frozenset()))
         (held.add if request.add else held.discard)(request.reason)
         reasons = {**reasons, request.token: frozenset(held)}
@@ -183,6 +186,7 @@ def test_deltas_between_any_two_versions_reach_the_later_list(
         listed = frozenset(token for token, found in reasons.items() if found)
         lists[head.version] = listed
         assert head.checksum == StoplistChecksum.of(listed).digest()
+        assert size == len(listed)
     since = data.draw(st.integers(0, head.version))
     delta = net_delta(since, head, [c for c in changes if c.version > since])
     assert (lists[since] | set(delta.added)) - set(delta.removed) == lists[head.version]
