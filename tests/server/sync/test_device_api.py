@@ -12,6 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 import yarl
+from pytest_mock import MockerFixture
 
 from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
 from farebox.protocol.enrollment import EnrollRequest, encode_enroll_request
@@ -27,9 +28,13 @@ from farebox.protocol.messages import (
 from farebox.protocol.package_keys import decode_endorsements, trusted_after
 from farebox.protocol.packages import PackageKind, decode_package
 from farebox.protocol.records import EncodedRecord
+from farebox.server.ledger import reads
+from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.stoplist import BlockReason
 from farebox.server.ledger.store import Session
 from farebox.server.sync import devices, publishing
 from farebox.server.sync.ingest import RECORD_COLUMNS, record_rows
+from tests.server.conftest import ALMATY
 from tests.server.sync.conftest import CBOR, Device, Server
 from tests.support.records import chain
 
@@ -178,6 +183,32 @@ async def test_config_package_comes_with_enrollment_and_then_not_modified(
     assert status == 304
     status, body, _ = await device.request("GET", "/v1/packages/tariff?have=0")
     assert (status, json.loads(body)["code"]) == (404, "no_package")
+
+
+async def test_the_whole_stoplist_is_made_once_per_version_for_the_devices_that_ask(
+    server: Server, device: Device, mocker: MockerFixture
+) -> None:
+    """Reading, encoding and signing a million tokens takes seconds: the whole list made
+    for one device serves the next that asks for the same version; a change makes anew."""
+    ledger = Ledger(server.store, ALMATY)
+    await ledger.block("nfc:01", BlockReason.LOST)
+    read = mocker.spy(reads, "stoplist_tokens")
+    second = Device(server, device.http)
+    await second.enroll(await server.token("bus-018"))
+
+    bodies = [
+        (await bus.request("GET", "/v1/packages/stoplist?have=0"))[1] for bus in (device, second)
+    ]
+    assert bodies[0] == bodies[1]
+    assert decode_package(bodies[0]).version == 1
+    assert read.call_count == 1
+
+    await ledger.block("nfc:02", BlockReason.STOLEN)
+    status, body, _ = await device.request("GET", "/v1/packages/stoplist?have=0")
+    assert (status, decode_package(body).version, read.call_count) == (200, 2, 2)
+    status, body, _ = await second.request("GET", "/v1/packages/stoplist?have=1")
+    assert decode_package(body).is_delta  # one token changed, of two: a delta, not the list
+    assert read.call_count == 2
 
 
 async def test_a_truncated_body_stores_nothing_and_the_resend_is_taken(

@@ -10,9 +10,18 @@ from farebox.server.http import device_api, operator_api, pages
 from farebox.server.http.metrics import Metrics
 from farebox.server.http.problems import problems
 from farebox.server.http.settlement_task import settlement_task
-from farebox.server.http.state import DEVICE_KEYS, LEDGER, METRICS, SETTINGS, STORE, Settings
+from farebox.server.http.state import (
+    DEVICE_KEYS,
+    LEDGER,
+    METRICS,
+    SETTINGS,
+    SNAPSHOTS,
+    STORE,
+    Settings,
+)
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.store import Store, open_store
+from farebox.server.sync.publishing import Snapshots
 
 
 async def _own_store(app: web.Application) -> AsyncIterator[None]:
@@ -43,6 +52,7 @@ def create_app(settings: Settings, store: Store | None = None) -> web.Applicatio
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[DEVICE_KEYS] = {}
+    app[SNAPSHOTS] = Snapshots()
     if store is None:
         app.cleanup_ctx.append(_own_store)
     else:

@@ -31,7 +31,7 @@ from farebox.protocol.package_keys import encode_endorsements
 from farebox.protocol.packages import PackageKind, encode_package
 from farebox.server.errors import ServerError
 from farebox.server.http.problems import Handler, classify
-from farebox.server.http.state import DEVICE_KEYS, LEDGER, METRICS, SETTINGS, STORE
+from farebox.server.http.state import DEVICE_KEYS, LEDGER, METRICS, SETTINGS, SNAPSHOTS, STORE
 from farebox.server.ledger.store import Session
 from farebox.server.sync import devices, publishing
 from farebox.server.sync.devices import Nonce
@@ -152,7 +152,10 @@ async def packages(request: web.Request) -> web.Response:
     except ValueError:
         raise MalformedRequestError("unknown package kind or version") from None
     now_ms = request.app[SETTINGS].clock()
-    package = await _admitted(request, signed, publishing.package_for, kind, have, now_ms)
+    snapshots = request.app[SNAPSHOTS]
+    package = await _admitted(
+        request, signed, publishing.package_for, kind, have, now_ms, snapshots
+    )
     if package is None:
         raise web.HTTPNotModified
     etag = f'"{kind.value}-{package.version}"'

@@ -14,6 +14,7 @@ from farebox.server.http.metrics import Metrics
 from farebox.server.ledger.book import Ledger, wall_clock_ms
 from farebox.server.ledger.store import Store
 from farebox.server.sync.ingest import Books
+from farebox.server.sync.publishing import Snapshots
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 SETTLE_EVERY_S = 300.0
@@ -43,3 +44,5 @@ LEDGER = web.AppKey("ledger", Ledger)
 METRICS = web.AppKey("metrics", Metrics)
 DEVICE_KEYS = web.AppKey("device_keys", dict[str, VerifyKey])
 """The keys of the devices this process has seen, by device id (see `authenticate`)."""
+SNAPSHOTS = web.AppKey("snapshots", Snapshots)
+"""The last whole-stoplist package this process made (see `publishing.Snapshots`)."""
