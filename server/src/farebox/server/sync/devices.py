@@ -160,9 +160,18 @@ class Nonce:
 
 
 async def remember_nonce(session: Session, device_id: str, nonce: Nonce, now_ms: int) -> bool:
-    """Record a request nonce; False if the device used it within the window (a replay)."""
+    """Record a request nonce; False if the device used it within the window (a replay).
+
+    The device's own nonces older than two windows are forgotten here, and only its own:
+    on PostgreSQL the rows a transaction deletes stay locked until it commits, and a batch's
+    transaction admits its device first, so deleting every device's old nonces made each
+    upload wait for the one before it. (A device that stops asking leaves the nonces of
+    its last window, a handful of rows.)
+    """
     await session.execute(
-        "DELETE FROM request_nonces WHERE seen_ms < $1", now_ms - 2 * nonce.window_ms
+        "DELETE FROM request_nonces WHERE device = $1 AND seen_ms < $2",
+        device_id,
+        now_ms - 2 * nonce.window_ms,
     )
     seen = await session.fetch(
         "SELECT 1 FROM request_nonces WHERE device = $1 AND nonce = $2", device_id, nonce.value
