@@ -101,17 +101,14 @@ MARK_FARE_DAYS = marking_fare_days(
     "id > ?1 AND +fare_day <= (SELECT closed_through FROM fare_day_close)"
 )
 
+# The keys of `Session.fetch_among`, bound as one JSON array, as a set.
+_IN_JSON = "IN (SELECT value FROM json_each($1))"
+
 
 @functools.lru_cache(maxsize=256)
 def _numbered(sql: str) -> str:
     """PostgreSQL's `$1` placeholders as SQLite's equivalent `?1`."""
     return re.sub(r"\$(\d+)", r"?\1", sql)
-
-
-@functools.lru_cache(maxsize=64)
-def _among(sql: str) -> str:
-    """`sql` of `Session.fetch_among` with its keys, a JSON array, as a set."""
-    return _numbered(sql.replace(AMONG, "IN (SELECT value FROM json_each($1))"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -271,7 +268,7 @@ class _SqliteSession:
         return found.fetchall()
 
     async def fetch_among(self, sql: str, keys: Sequence[str]) -> list[Row]:
-        return self._connection.execute(_among(sql), (json.dumps(list(keys)),)).fetchall()
+        return await self.fetch(sql.replace(AMONG, _IN_JSON), json.dumps(list(keys)))
 
     async def lock_stoplist_head(self) -> Row:
         (head,) = await self.fetch("SELECT version, checksum FROM stoplist_head")
