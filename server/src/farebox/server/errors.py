@@ -4,7 +4,8 @@
     ├── ConfigurationError          a bad setting or environment variable; fix it and restart
     ├── StoreError                  the store cannot be opened or used as asked
     │   ├── UnsupportedStoreError   a store URL that is neither sqlite:/// nor postgresql://
-    │   └── MigrationError          the schema is newer than this code, or a migration failed
+    │   ├── MigrationError          the schema is newer than this code, or a migration failed
+    │   └── StoreFullError          the store's disk is full; the transaction was not kept
     ├── LedgerError                 a ledger request refused; nothing was posted
     │   ├── UnknownAccountError     an account that does not exist (or of the wrong currency)
     │   ├── IdempotencyConflictError  a key already used for a transfer with other content
@@ -44,6 +45,11 @@ class UnsupportedStoreError(StoreError):
 
 class MigrationError(StoreError):
     """The schema cannot be brought to this code's version."""
+
+
+class StoreFullError(StoreError):
+    """The store's disk (or a SQLite file's size cap) is full: the transaction that hit it
+    was rolled back, and nothing of it was kept. Requests work again once space is freed."""
 
 
 class LedgerError(ServerError):

@@ -42,6 +42,12 @@ def _json(description: str, schema: Document | None = None) -> Document:
     return {"description": description, "content": {JSON: {"schema": schema or {"type": "object"}}}}
 
 
+def _unavailable() -> Document:
+    return _problem(
+        "`storage_full` (the store's disk is full) or `unavailable`: nothing was kept; retry"
+    )
+
+
 def _device(
     summary: str, responses: Document, body: str | None = None, *, signed: bool = True,
     parameters: tuple[Document, ...] = (),
@@ -55,6 +61,7 @@ def _device(
             **responses,
             "400": _problem("`malformed` or `unsupported_version`: the body does not decode"),
             "413": _problem("`too_large`: the body exceeds the limit (8 MiB)"),
+            "503": _unavailable(),
         },
     }
     if body is not None:
@@ -85,6 +92,7 @@ def _operator(
             status: _json(ok),
             "400": _problem("`malformed`: a parameter or the body is not as described"),
             "401": _problem("`operator_token`: no or a wrong bearer token, or the API is closed"),
+            "503": _unavailable(),
             **(also or {}),
         },
     }

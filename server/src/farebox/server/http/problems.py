@@ -16,7 +16,12 @@ from aiohttp import web
 
 from farebox.protocol.auth import HEADER_SERVER_TIME
 from farebox.protocol.errors import DecodeError, UnsupportedVersionError
-from farebox.server.errors import IdempotencyConflictError, LedgerError, ServerError
+from farebox.server.errors import (
+    IdempotencyConflictError,
+    LedgerError,
+    ServerError,
+    StoreFullError,
+)
 from farebox.server.http.state import SETTINGS
 from farebox.server.sync.errors import SyncError
 
@@ -52,6 +57,8 @@ def classify(error: Exception) -> tuple[int, str]:
         return 409, "idempotency_conflict"
     if isinstance(error, LedgerError):
         return 422, "ledger_refused"
+    if isinstance(error, StoreFullError):
+        return 503, "storage_full"
     if isinstance(error, ServerError):
         return 503, "unavailable"
     return 500, "internal"
@@ -73,8 +80,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         response = problem(error.status, code, error.text or error.reason)
     except (SyncError, DecodeError, ServerError) as error:
         status, code = classify(error)
-        log.info("request %s %s %s refused: %s %s", request_id, request.method, request.path,
-                 code, error)  # fmt: skip
+        # A refusal is the client's matter; a 503 (a full or unreachable store) the operator's.
+        level = logging.ERROR if status >= 500 else logging.INFO
+        log.log(level, "request %s %s %s refused: %s %s", request_id, request.method,
+                request.path, code, error)  # fmt: skip
         response = problem(status, code, str(error))
         if isinstance(error, SyncError) and error.challenge:
             response.headers["WWW-Authenticate"] = error.challenge

@@ -19,7 +19,12 @@ from typing import Concatenate, ParamSpec, TypeVar
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
+from farebox.server.errors import (
+    MigrationError,
+    StoreError,
+    StoreFullError,
+    UnknownAccountError,
+)
 from farebox.server.ledger.migrations import migrations
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
@@ -169,6 +174,8 @@ class PostgresStore:
                     raise
                 await asyncio.sleep(0.01 * 2**attempt)
                 attempt += 1
+            except asyncpg.DiskFullError as error:
+                raise StoreFullError(f"the PostgreSQL store is full: {error}") from error
 
     async def close(self) -> None:
         await self._pool.close()

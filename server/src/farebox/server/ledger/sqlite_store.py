@@ -35,7 +35,12 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from farebox.server.errors import MigrationError, StoreError, UnknownAccountError
+from farebox.server.errors import (
+    MigrationError,
+    StoreError,
+    StoreFullError,
+    UnknownAccountError,
+)
 from farebox.server.ledger.migrations import Migration, migrations
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
@@ -446,7 +451,12 @@ class SqliteStore:
             self._start_group()
         # A caller that stops waiting cancels its future: a job not started is skipped, a
         # job already running finishes with its group and its result is dropped.
-        return await job[1]  # type: ignore[no-any-return]  # the future of `work`'s result
+        try:
+            return await job[1]  # type: ignore[no-any-return]  # the future of `work`'s result
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise StoreFullError(f"the SQLite store is full: {error}") from error
+            raise
 
     def _start_group(self) -> None:
         """Send the waiting jobs (up to GROUP) to the thread as one transaction.
