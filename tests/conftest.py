@@ -36,12 +36,17 @@ def postgres_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture
 async def postgres_dsn(postgres_cluster: Cluster) -> AsyncIterator[str]:
-    """A new, empty database for one test, dropped afterwards."""
+    """A new, empty database for one test, dropped afterwards (over a new connection: the
+    test may have restarted the server)."""
     name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(postgres_cluster.dsn())
+    await _administer(postgres_cluster, f'CREATE DATABASE "{name}"')
+    yield postgres_cluster.dsn(name)
+    await _administer(postgres_cluster, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def _administer(cluster: Cluster, sql: str) -> None:
+    admin = await asyncpg.connect(cluster.dsn())
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield postgres_cluster.dsn(name)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.execute(sql)
     finally:
         await admin.close()

@@ -25,9 +25,20 @@ USER = "farebox"
 class Cluster:
     host: str
     port: int
+    pg_ctl: list[str]
+    """pg_ctl on this cluster's data directory, run as the cluster's owner."""
+    options: str
+    log: Path
 
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@{self.host}:{self.port}/{database}"
+
+    def start(self) -> None:
+        _run([*self.pg_ctl, "-o", self.options, "-l", str(self.log), "-w", "start"])
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: `fast` ends every session, as an operator's restart does."""
+        _run([*self.pg_ctl, "-m", mode, "-w", "stop"], check=mode == "fast")
 
 
 def server_bin_dir() -> Path | None:
@@ -51,9 +62,8 @@ def _free_port() -> int:
         return port
 
 
-def _run(command: list[str], owner: str | None, *, check: bool = True) -> None:
-    full = ["runuser", "-u", owner, "--", *command] if owner else command
-    subprocess.run(full, check=check, capture_output=True, timeout=120)
+def _run(command: list[str], *, check: bool = True) -> None:
+    subprocess.run(command, check=check, capture_output=True, timeout=120)
 
 
 @contextlib.contextmanager
@@ -65,18 +75,20 @@ def throwaway_cluster(bin_dir: Path) -> Iterator[Cluster]:
         if owner:
             entry = pwd.getpwnam(owner)
             os.chown(base, entry.pw_uid, entry.pw_gid)
-        data, log, port = base / "data", base / "log", _free_port()
-        _run([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", USER], owner)
+        data, port = base / "data", _free_port()
+        as_owner = ["runuser", "-u", owner, "--"] if owner else []
+        _run([*as_owner, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", USER])
         # Durability settings are off: this cluster lives for one test session only.
         options = (
             f"-k {base} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        pg_ctl = str(bin_dir / "pg_ctl")
-        _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"], owner)
+        pg_ctl = [*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data)]
+        cluster = Cluster("127.0.0.1", port, pg_ctl, options, base / "log")
+        cluster.start()
         try:
-            yield Cluster("127.0.0.1", port)
+            yield cluster
         finally:
-            _run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], owner, check=False)
+            cluster.stop("immediate")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -38,6 +38,19 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 RETRIES = 5
+CONNECT_S = 10
+"""How long a connection may take to open; asyncpg's own default is a minute."""
+# The server went away: it restarted, failed over or stopped, or the network broke.
+_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+# What a pooled connection that the server closed while it was idle can raise when it is
+# next asked to begin, before the pool has noticed: nothing was asked of it yet.
+_BROKEN_BEFORE_BEGIN = (*_LOST, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 MIGRATION_LOCK = 0x66617265  # an arbitrary advisory lock id, the same in every process
 
 _STAGE = """
@@ -133,6 +146,7 @@ class PostgresStore:
                 min_size=1,
                 max_size=connections,
                 init=_prepare,
+                timeout=CONNECT_S,
                 server_settings={"plan_cache_mode": "force_custom_plan"},
             )
         except (OSError, asyncpg.PostgresError) as error:
@@ -166,16 +180,27 @@ class PostgresStore:
     ) -> T:
         attempt = 1
         while True:
+            connection = session = None
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
-                    return await work(_PostgresSession(connection), *args, **kwargs)
+                    session = _PostgresSession(connection)
+                    return await work(session, *args, **kwargs)
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
                 if attempt == RETRIES:
                     raise
                 await asyncio.sleep(0.01 * 2**attempt)
-                attempt += 1
             except asyncpg.DiskFullError as error:
                 raise StoreFullError(f"the PostgreSQL store is full: {error}") from error
+            except _BROKEN_BEFORE_BEGIN as error:
+                # A job whose connection broke at BEGIN goes to another one at once (a
+                # restarted server leaves every pooled connection broken). One that began
+                # may have committed just before its connection broke: its caller decides.
+                began = session is not None
+                if began and not isinstance(error, _LOST):
+                    raise
+                if connection is None or began or attempt == RETRIES:
+                    raise StoreError(f"the PostgreSQL store cannot be reached: {error}") from error
+            attempt += 1
 
     async def close(self) -> None:
         await self._pool.close()
