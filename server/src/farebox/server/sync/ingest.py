@@ -121,6 +121,17 @@ def ticket_uses(entries: Sequence[EncodedRecord]) -> list[TicketUse]:
 
 
 _FIRST_USES = f"SELECT token, device, seq FROM ticket_uses WHERE token {AMONG}"  # noqa: S608 (fixed text)
+_NOTE_FIRST_USE = (
+    "INSERT INTO ticket_uses (token, device, seq, used_ms) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (token) DO NOTHING"
+)
+
+
+async def _first_uses(session: Session, tokens: Sequence[str]) -> dict[str, tuple[str, int]]:
+    return {
+        token: (device, seq)
+        for token, device, seq in await session.fetch_among(_FIRST_USES, tokens)
+    }
 
 
 async def _check_ticket_uses(
@@ -130,24 +141,26 @@ async def _check_ticket_uses(
     (ticket, device, first device).
 
     Validators decide offline, so the same single-ride ticket can pass two of them before
-    either syncs; the server is where that shows.
+    either syncs; the server is where that shows. Two such uploads can also arrive at once
+    on PostgreSQL: each notes the first uses it has not seen, in one order of tickets (so
+    that the two wait for each other rather than deadlock), skipping those the other has
+    just noted, and reads them again to learn which came first.
     """
     if not uses:
         return []
-    found = await session.fetch_among(_FIRST_USES, [token for token, *_ in uses])
-    first = {token: (device, seq) for token, device, seq in found}
-    new: list[TicketUse] = []
-    copies: list[tuple[str, str, int, int, str, int]] = []
+    first = await _first_uses(session, [token for token, *_ in uses])
+    candidates: dict[str, TicketUse] = {}
     for use in uses:
-        token, device, seq, used_ms = use
-        if token not in first:
-            first[token] = (device, seq)
-            new.append(use)
-        elif first[token][0] != device:
-            copies.append((token, device, seq, used_ms, *first[token]))
-    await session.executemany(
-        "INSERT INTO ticket_uses (token, device, seq, used_ms) VALUES ($1, $2, $3, $4)", new
-    )
+        if use[0] not in first:
+            candidates.setdefault(use[0], use)
+    if candidates:
+        await session.executemany(_NOTE_FIRST_USE, sorted(candidates.values()))
+        first |= await _first_uses(session, list(candidates))
+    copies = [
+        (token, device, seq, used_ms, *first[token])
+        for token, device, seq, used_ms in uses
+        if first[token][0] != device
+    ]
     await session.executemany(
         "INSERT INTO ticket_alerts (token, device, seq, used_ms, first_device, first_seq)"
         " VALUES ($1, $2, $3, $4, $5, $6)",
