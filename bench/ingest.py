@@ -213,7 +213,8 @@ def _rows(
     device: str, part: Sequence[EncodedRecord]
 ) -> tuple[list[tuple[object, ...]], writes.Posting]:
     """A batch's record rows and its fare postings."""
-    return record_rows(device, part, START_MS), fare_posting(part, BOOKS, (), START_MS)
+    posting, _ = fare_posting(part, BOOKS, (), START_MS)
+    return record_rows(device, part, START_MS), posting
 
 
 async def _write(

@@ -121,7 +121,7 @@ def test_the_store_comes_from_the_environment(db: str, monkeypatch: pytest.Monke
         (
             "account",
             "topup",
-            "bad token",
+            "bad\ttoken",
             "1",
             "--channel",
             "sms",

@@ -132,7 +132,8 @@ def test_malformed_transfers_are_refused_on_construction(
 
 @pytest.mark.parametrize(
     ("ident", "kind", "limit"),
-    [("rider:x y", AccountKind.RIDER, 0), ("revenue:KZT:a:b", AccountKind.RIDER, 0),
+    [("rider:x\ny", AccountKind.RIDER, 0), ("rider:x ", AccountKind.RIDER, 0),
+     ("revenue:KZT:a:b", AccountKind.RIDER, 0),
      ("clearing:KZT:sms", AccountKind.CLEARING, 100), ("rider:nfc:01", AccountKind.RIDER, -1)],
 )  # fmt: skip
 def test_malformed_accounts_are_refused(ident: str, kind: AccountKind, limit: int) -> None:

@@ -8,7 +8,6 @@ all accounts of one currency always sum to zero.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,7 +15,10 @@ from enum import StrEnum
 from farebox.protocol.frozen import quick_init
 from farebox.protocol.money import Money, check_currency
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+NAME_LIMIT = 256
+"""The longest token, carrier or route: as long as the protocol lets a card token be."""
+ID_LIMIT = 600
+"""The longest account id: a kind, a currency and two names."""
 RIDER_PREFIX = "rider:"
 KNOWN_ACCOUNTS = 500_000
 """How many account ids `KnownAccounts` remembers before it starts over."""
@@ -42,10 +44,28 @@ class Channel(StrEnum):
 
 
 def check_name(value: str, what: str) -> str:
-    """Return `value` if it may be part of an account id (a token, carrier or route)."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise ValueError(f"{what} must be 1-128 characters of [A-Za-z0-9._:/-], got {value!r}")
+    """Return `value` if it may be part of an account id (a token, carrier or route).
+
+    Any script is welcome, since routes are named as the city names them ("Маршрут 5"):
+    1 to NAME_LIMIT printable characters, with no space at either end and no "-"
+    first, so that no name reads as a command-line option.
+    """
+    if not _readable(value, NAME_LIMIT):
+        raise ValueError(
+            f"{what} must be 1-{NAME_LIMIT} printable characters, not starting with '-' and "
+            f"without spaces at either end, got {value!r}"
+        )
     return value
+
+
+def _readable(value: object, limit: int) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= limit
+        and value.isprintable()
+        and value[0] not in "- "
+        and value[-1] != " "
+    )
 
 
 @quick_init
@@ -60,7 +80,8 @@ class Account:
     category: str | None = None
 
     def __post_init__(self) -> None:
-        check_name(self.id, "account id")
+        if not _readable(self.id, ID_LIMIT):  # names that passed check_name always do
+            raise ValueError(f"account id must be 1-{ID_LIMIT} printable characters: {self.id!r}")
         if not self.id.startswith(f"{self.kind.value}:"):
             raise ValueError(f"account id {self.id!r} must start with {self.kind.value!r}")
         check_currency(self.currency)

@@ -3,9 +3,9 @@
 The database already refuses most bad states (checks, foreign keys, unique indexes,
 append-only triggers, balances kept by trigger); this is the independent audit an
 operator runs, and the tests run after every step: each currency sums to zero, each
-balance equals the replay of its transfers, each tap has at most one fare posting, no
-pending transfer posted more than it held, and the stoplist matches the balances and its
-own recorded checksum and size.
+balance equals the replay of its transfers, each tap has at most one fare posting and is
+not both posted and set aside, no pending transfer posted more than it held, and the
+stoplist matches the balances and its own recorded checksum and size.
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ SELECT device, seq, count(*) FROM transfers WHERE kind = 'fare' AND device IS NO
 GROUP BY device, seq HAVING count(*) > 1
 """
 
+_POSTED_AND_SET_ASIDE = """
+SELECT u.device, u.seq FROM unposted_taps u
+JOIN transfers t ON t.key = 'tap:' || u.device || ':' || u.seq ORDER BY u.device, u.seq
+"""
+
 _OVERPOSTED = """
 SELECT r.key, r.amount, p.amount FROM transfers r JOIN transfers p ON p.key = r.origin
 WHERE r.phase IN ('post', 'void') AND (p.phase <> 'pending' OR r.amount > p.amount)
@@ -87,6 +92,10 @@ async def violations(session: Session) -> list[str]:
     found += [
         f"tap {device}:{seq} has {count} fare postings"
         for device, seq, count in await session.fetch(_DOUBLE_FARES)
+    ]
+    found += [
+        f"tap {device}:{seq} is posted and also set aside as unposted"
+        for device, seq in await session.fetch(_POSTED_AND_SET_ASIDE)
     ]
     found += [
         f"{key} resolves {held} held with {amount}"

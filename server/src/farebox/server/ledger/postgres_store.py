@@ -116,7 +116,9 @@ class _PostgresSession:
         try:
             inserted = await self._connection.fetch(_INSERT_STAGED)
         except asyncpg.ForeignKeyViolationError as error:
-            raise UnknownAccountError("a transfer names an unknown account") from error
+            raise UnknownAccountError(
+                "a transfer names an unknown account, or one of another currency"
+            ) from error
         return [tuple(record) for record in inserted]
 
     async def fetch_among(self, sql: str, keys: Sequence[str]) -> list[Row]:

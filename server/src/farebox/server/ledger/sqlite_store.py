@@ -263,7 +263,9 @@ class _SqliteSession:
             _insert(connection, "transfers", TRANSFER_COLUMNS, rows, skip_conflicts=True)
         except sqlite3.IntegrityError as error:
             if "FOREIGN KEY" in str(error):
-                raise UnknownAccountError("a transfer names an unknown account") from error
+                raise UnknownAccountError(
+                    "a transfer names an unknown account, or one of another currency"
+                ) from error
             raise
         connection.execute(APPLY_BALANCES, (before,))
         connection.execute(MARK_FARE_DAYS, (before,))
