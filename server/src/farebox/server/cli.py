@@ -28,6 +28,7 @@ from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.posting import TopUp
 from farebox.server.ledger.stoplist import OPERATOR_REASONS, BlockReason
 from farebox.server.ledger.store import open_store
+from farebox.server.ledger.top_up_policy import TopUpPolicy
 from farebox.server.sync_commands import add_sync_commands
 from farebox.server.tariff_commands import add_tariff_commands
 from farebox.server.tap_commands import add_tap_commands
@@ -77,7 +78,7 @@ async def _account_show(args: argparse.Namespace, ledger: Ledger, out: TextIO) -
 
 
 async def _account_topup(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
-    amount = parse_amount(args.amount, args.currency)
+    amount = TopUpPolicy.from_environment().check(parse_amount(args.amount, args.currency))
     top_up = TopUp(args.token, amount, Channel(args.channel), args.ref, wall_clock_ms())
     receipt = await ledger.top_up(top_up)
     said = "posted" if receipt.fresh else "already posted"

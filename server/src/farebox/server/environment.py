@@ -36,6 +36,9 @@ FAREBOX_OPERATOR_TOKEN = "FAREBOX_OPERATOR_TOKEN"  # noqa: S105 - a variable's n
 FAREBOX_SETTLE_EVERY_S = "FAREBOX_SETTLE_EVERY_S"
 """How often, in seconds, `run` settles the closed fare days that are due (default 300)."""
 
+FAREBOX_MAX_TOP_UP = "FAREBOX_MAX_TOP_UP"
+"""The most minor units one top-up may credit (default 10000000: 100,000.00 KZT)."""
+
 DEFAULTS: Mapping[str, str] = {
     FAREBOX_DB: "sqlite:///farebox.db",
     FAREBOX_TIMEZONE: "Asia/Almaty",
@@ -46,6 +49,7 @@ DEFAULTS: Mapping[str, str] = {
     FAREBOX_CARRIER: "city",
     FAREBOX_OPERATOR_TOKEN: "",
     FAREBOX_SETTLE_EVERY_S: "300",
+    FAREBOX_MAX_TOP_UP: "10000000",
 }
 
 

@@ -29,6 +29,7 @@ from farebox.server.errors import ConfigurationError
 from farebox.server.http.app import create_app
 from farebox.server.http.state import Settings
 from farebox.server.ledger.book import Ledger, wall_clock_ms
+from farebox.server.ledger.top_up_policy import TopUpPolicy
 from farebox.server.sync import devices, publishing
 from farebox.server.sync.ingest import Books, Carriers
 
@@ -59,6 +60,7 @@ async def serve(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
         books=Books(ledger.policy, ledger.credit_limit, carriers),
         operator_token=env.setting(env.FAREBOX_OPERATOR_TOKEN) or None,
         settle_every_s=float(env.setting(env.FAREBOX_SETTLE_EVERY_S)),
+        top_ups=TopUpPolicy.from_environment(),
     )
     runner = web.AppRunner(create_app(settings, store=ledger.store), access_log=None)
     await runner.setup()

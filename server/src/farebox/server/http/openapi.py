@@ -120,7 +120,11 @@ _TOP_UP_BODY = {
             "type": "object",
             "required": ["amount", "currency", "channel"],
             "properties": {
-                "amount": {"type": "integer", "minimum": 1, "description": "minor units"},
+                "amount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "minor units, at most FAREBOX_MAX_TOP_UP (10000000 unless set)",
+                },
                 "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
                 "channel": {"enum": ["sms", "bank_card", "kiosk", "cash_desk", "app"]},
             },
@@ -231,6 +235,10 @@ OPERATOR_PATHS: Document = {
             also={
                 "200": _json("a repeat of a top-up already posted: its first receipt"),
                 "409": _problem("`idempotency_conflict`: the key was used with other content"),
+                "422": _problem(
+                    "`ledger_refused`: the books cannot take it (a balance would pass 64 bits);"
+                    " nothing was posted"
+                ),
             },
         )
     },

@@ -145,10 +145,10 @@ async def top_up(request: web.Request) -> web.Response:
         )
     body = await _body(request)
     amount, currency, channel = body.get("amount"), _text(body, "currency"), _text(body, "channel")
-    if type(amount) is not int or amount <= 0:
-        raise MalformedRequestError("'amount' is a positive whole number of minor units")
+    if type(amount) is not int:
+        raise MalformedRequestError("'amount' is a whole number of minor units")
     try:
-        money = Money(amount, currency)
+        money = request.app[SETTINGS].top_ups.check(Money(amount, currency))
         paid = TopUp(_token(request), money, Channel(channel), key, request.app[SETTINGS].clock())
     except ValueError as error:
         raise MalformedRequestError(str(error)) from None

@@ -13,6 +13,7 @@ from farebox.server.errors import ConfigurationError
 from farebox.server.http.metrics import Metrics
 from farebox.server.ledger.book import Ledger, wall_clock_ms
 from farebox.server.ledger.store import Store
+from farebox.server.ledger.top_up_policy import TopUpPolicy
 from farebox.server.sync.ingest import Books
 from farebox.server.sync.publishing import Snapshots
 
@@ -31,6 +32,7 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     settle_every_s: float = SETTLE_EVERY_S
     """How often the settlement task settles the closed fare days that are due."""
+    top_ups: TopUpPolicy = field(default_factory=TopUpPolicy)
     clock: Callable[[], int] = field(default=wall_clock_ms, compare=False)
 
     def __post_init__(self) -> None:

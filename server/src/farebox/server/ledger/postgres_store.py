@@ -20,6 +20,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from farebox.server.errors import (
+    LedgerError,
     MigrationError,
     StoreError,
     StoreFullError,
@@ -52,6 +53,7 @@ _LOST = (
 # next asked to begin, before the pool has noticed: nothing was asked of it yet.
 _BROKEN_BEFORE_BEGIN = (*_LOST, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 MIGRATION_LOCK = 0x66617265  # an arbitrary advisory lock id, the same in every process
+OUT_OF_RANGE = "an amount or a balance would not fit in 64 bits; nothing was posted"
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
@@ -77,6 +79,14 @@ _OPEN_ACCOUNTS = (
 # keys, a scan for a very large batch. (Joined from unnest() instead, the probes for a
 # batch's riders took twice as long, half of it planning.)
 _ANY = "= ANY ($1::text[])"
+
+
+def _past_bigint(error: Exception) -> bool:
+    """Whether `error` is an integer past bigint: a sum in a statement, or an argument
+    asyncpg could not send (COPY raises the OverflowError as is, other statements a
+    DataError caused by it)."""
+    overflow = (OverflowError, asyncpg.NumericValueOutOfRangeError)
+    return isinstance(error, overflow) or isinstance(error.__cause__, OverflowError)
 
 
 async def _prepare(connection: asyncpg.Connection) -> None:
@@ -193,6 +203,10 @@ class PostgresStore:
                 await asyncio.sleep(0.01 * 2**attempt)
             except asyncpg.DiskFullError as error:
                 raise StoreFullError(f"the PostgreSQL store is full: {error}") from error
+            except (OverflowError, asyncpg.DataError) as error:
+                if not _past_bigint(error):
+                    raise
+                raise LedgerError(OUT_OF_RANGE) from error
             except _BROKEN_BEFORE_BEGIN as error:
                 # A job whose connection broke at BEGIN goes to another one at once (a
                 # restarted server leaves every pooled connection broken). One that began
