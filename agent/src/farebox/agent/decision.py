@@ -48,6 +48,7 @@ from farebox.protocol.tickets.ticket import Ticket
 
 RETAP = "retap"
 STALE_STOPLIST = "stale_stoplist"
+DECISION_ERROR = "decision_error"
 CLOCK_FLAGS = {ClockState.UNSET: "clock_unset", ClockState.DRIFTING: "clock_drifting"}
 _NO_KEYS = IssuerKeySet(())
 
@@ -99,16 +100,34 @@ def identify(presentation: Presentation) -> Identity:
     card = presentation.token
     if card is not None:
         return Identity(MediaKind.NFC, card)
-    text = presentation.text or ""
     try:
-        ticket_id = cwt.decode_claims(ticket.decode(text).payload).cwt_id
+        ticket_id = cwt.decode_claims(ticket.decode(presentation.text or "").payload).cwt_id
     except (ProtocolError, ValueError):
         ticket_id = None
-    if ticket_id is None:
-        # Unreadable codes are journalled under a digest of their text, for analysis.
-        digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
-        return Identity(MediaKind.QR, f"qr:unreadable:{digest}")
+    # The id is read before the signature is checked: one longer than a ticket's can be
+    # is forged, and must not make a token longer than a record may hold.
+    if ticket_id is None or not 0 < len(ticket_id) <= ticket.MAX_TICKET_ID_BYTES:
+        return _unreadable(presentation)
     return Identity(MediaKind.QR, f"qr:{ticket_id.hex()}", ticket_id)
+
+
+def _unreadable(presentation: Presentation) -> Identity:
+    # Unreadable codes are journalled under a digest of their text, for analysis.
+    text = presentation.text or ""
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:32]
+    return Identity(MediaKind.QR, f"qr:unreadable:{digest}")
+
+
+def refusal(presentation: Presentation, caches: Caches, policy: Policy) -> Decision:
+    """The denial journalled for a tap whose decision failed: `unknown_media`, flagged.
+
+    It decodes nothing (a card goes under its uid, a code under the digest of its text),
+    so it does not fail the way the decision did; it is never remembered as an answer.
+    """
+    card = presentation.token
+    who = _unreadable(presentation) if card is None else Identity(MediaKind.NFC, card)
+    verdict = _Verdict(who, caches, policy, 0, (DECISION_ERROR,))
+    return replace(verdict.deny(Reason.UNKNOWN_MEDIA), remember=False)
 
 
 def decide(

@@ -26,7 +26,14 @@ from typing import Protocol, TypeVar
 
 from farebox.agent import feedback as indications
 from farebox.agent.config import AgentConfig
-from farebox.agent.decision import LocalHistory, Now, decide, identify, location_event
+from farebox.agent.decision import (
+    LocalHistory,
+    Now,
+    decide,
+    identify,
+    location_event,
+    refusal,
+)
 from farebox.agent.errors import AgentError, JournalUnavailableError
 from farebox.agent.feedback import Feedback, Indication
 from farebox.agent.policy import DeviceType, assess_clock
@@ -213,24 +220,51 @@ class Runtime:
             self.feedback.show(indications.OUT_OF_SERVICE)
             return
         try:
-            shown = await self.on_store(self._decide_and_record, item)
+            shown = await self.on_store(self._decide_or_refuse, item)
         except JournalUnavailableError as error:
             self._out_of_service(error)  # shows OUT OF SERVICE for this tap too
+            return
+        except Exception:
+            # Not even the refusal could be recorded: nothing is shown, the gate stays
+            # shut, the rider taps again, and the loop goes on to the next tap.
+            log.exception("a tap from %s was refused and not recorded", item.reader_id)
             return
         self.taps_handled += 1
         self.feedback.show(shown)
 
-    def _decide_and_record(self, presentation: Presentation) -> Indication:
-        """On the store thread: gather the inputs, decide, and commit the record."""
+    def _decide_or_refuse(self, presentation: Presentation) -> Indication:
+        """On the store thread: the tap decided and recorded, or, if deciding it failed
+        for any reason but the journal, refused and recorded as such.
+
+        A fault in one tap's decision (a bug, or a code made to reach one) must cost that
+        tap only, never the tap loop and with it the validator.
+        """
+        try:
+            return self._decide_and_record(presentation)
+        except JournalUnavailableError:
+            raise
+        except Exception:
+            log.exception("a tap from %s could not be decided: refused", presentation.reader_id)
+        decision = refusal(presentation, self.store.caches, self.config.policy)
+        now = self._now(presentation)
+        entry = self.store.record(now.time_ms, now.clock, self.location, decision.tap)
+        return indications.for_tap(decision.tap, entry.record.seq, gate=False)
+
+    def _now(self, presentation: Presentation) -> Now:
         time_ms = int(presentation.read_at.utc.timestamp() * 1000)
         policy = self.config.policy
+        return Now(time_ms, assess_clock(time_ms, self._offset_ms, policy.max_drift_ms))
+
+    def _decide_and_record(self, presentation: Presentation) -> Indication:
+        """On the store thread: gather the inputs, decide, and commit the record."""
+        now = self._now(presentation)
+        policy = self.config.policy
         who = identify(presentation)
-        since = time_ms - max(self.config.state.history_ms, policy.passback_ms)
+        since = now.time_ms - max(self.config.state.history_ms, policy.passback_ms)
         history = LocalHistory(
             self.store.recent(who.token, since),
             0 if who.ticket_id is None else self.store.ticket_uses(who.ticket_id),
         )
-        now = Now(time_ms, assess_clock(time_ms, self._offset_ms, policy.max_drift_ms))
         decision = decide(presentation, self.store.caches, history, now, self.location, policy)
         entry = self.store.record(
             now.time_ms,
