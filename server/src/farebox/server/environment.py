@@ -19,7 +19,8 @@ FAREBOX_DAY_BOUNDARY = "FAREBOX_DAY_BOUNDARY"
 """Local time `HH:MM` at which one fare day ends and the next begins (e.g. `03:00`)."""
 
 FAREBOX_CURRENCY = "FAREBOX_CURRENCY"
-"""The ISO 4217 currency of new rider accounts and of operator commands (e.g. `KZT`)."""
+"""The ISO 4217 currency of new rider accounts and of operator commands (e.g. `KZT`); a
+top-up in another is refused."""
 
 FAREBOX_CREDIT_LIMIT = "FAREBOX_CREDIT_LIMIT"
 """Minor units a new rider account may go below zero before it is stop-listed."""

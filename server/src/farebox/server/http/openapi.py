@@ -125,7 +125,11 @@ _TOP_UP_BODY = {
                     "minimum": 1,
                     "description": "minor units, at most FAREBOX_MAX_TOP_UP (10000000 unless set)",
                 },
-                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                "currency": {
+                    "type": "string",
+                    "pattern": "^[A-Z]{3}$",
+                    "description": "the ledger's currency (FAREBOX_CURRENCY)",
+                },
                 "channel": {"enum": ["sms", "bank_card", "kiosk", "cash_desk", "app"]},
             },
         }
