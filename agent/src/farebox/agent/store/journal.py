@@ -2,8 +2,8 @@
 
 These functions run inside a transaction that the store opens; the journal row of a tap
 is committed together with the rider history it feeds, or not at all. A record is pruned
-only once acknowledged and past retention, and the newest record is always kept because
-the next one names its hash.
+only once acknowledged: past retention, or at once when the journal is full. The newest
+record is always kept because the next one names its hash.
 """
 
 from __future__ import annotations
@@ -90,12 +90,18 @@ def unacknowledge(conn: sqlite3.Connection, cursor: Cursor) -> None:
     write_meta(conn, "acked_head", cursor.head.hex())
 
 
-def prune(conn: sqlite3.Connection, acked_before_ms: int) -> int:
-    """Delete records acknowledged before `acked_before_ms`, keeping the newest; the count."""
+def prune(conn: sqlite3.Connection, acked_before_ms: int | None = None) -> int:
+    """Delete records acknowledged before `acked_before_ms` (or ever, if None), keeping the
+    newest; the count.
+
+    Acknowledged records are always the oldest ones (the acked cursor only moves forward
+    over the chain, or back to a seq whose later records are all unacked again), so this
+    never leaves an unacknowledged record behind a hole.
+    """
     cursor = conn.execute(
-        "DELETE FROM journal WHERE acked_ms IS NOT NULL AND acked_ms < ? "
+        "DELETE FROM journal WHERE acked_ms IS NOT NULL AND (? IS NULL OR acked_ms < ?) "
         "AND seq < (SELECT MAX(seq) FROM journal)",
-        (acked_before_ms,),
+        (acked_before_ms, acked_before_ms),
     )
     return cursor.rowcount
 

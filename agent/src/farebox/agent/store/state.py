@@ -5,10 +5,13 @@ tap path: it appends the next record of the chain (with the rider history it fee
 one transaction and returns only once SQLite has committed it with synchronous=FULL, so
 the caller may give feedback. Any SQLite failure there becomes JournalUnavailableError:
 the tap is not accepted and the validator goes out of service until `probe` succeeds.
+A full database does not wait for retention: its acknowledged records make way at once
+(the server holds them), on the tap path and at each probe.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import suppress
@@ -30,6 +33,7 @@ from farebox.protocol.keys import VerifyKey
 from farebox.protocol.packages import Package
 from farebox.protocol.records import ClockState, EncodedRecord, Event, Location, Record, Tap
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 # The reserve that acknowledgements and pruning may spend when the journal is full.
 BALLAST_BYTES = 16 * PAGE_SIZE
@@ -63,7 +67,7 @@ class Store:
             conn.close()
             raise
         with suppress(JournalUnavailableError):
-            store.probe()  # lays the ballast in a new database; a full one stays full
+            store.probe()  # lays the ballast in a new database; a full one makes room first
         return store
 
     @property
@@ -85,7 +89,31 @@ class Store:
         remember: bool = False,
         ticket: TicketUse | None = None,
     ) -> EncodedRecord:
-        """Commit the next record (and, if `remember`, its history row); return it."""
+        """Commit the next record (and, if `remember`, its history row); return it.
+
+        In a full database, acknowledged records make way (see `probe`) and the record is
+        tried once more: only a journal full of records the server does not hold yet
+        takes the validator out of service.
+        """
+        try:
+            return self._append(time_ms, clock, location, body, remember, ticket)
+        except sqlite3.Error as error:
+            if not (_full(error) and self._made_room()):
+                raise JournalUnavailableError(f"cannot commit record: {error}") from None
+        try:
+            return self._append(time_ms, clock, location, body, remember, ticket)
+        except sqlite3.Error as error:
+            raise JournalUnavailableError(f"cannot commit record: {error}") from None
+
+    def _append(
+        self,
+        time_ms: int,
+        clock: ClockState,
+        location: Location,
+        body: Tap | Event,
+        remember: bool,
+        ticket: TicketUse | None,
+    ) -> EncodedRecord:
         try:
             if self._cursor_stale:
                 # A failed COMMIT may have reached the disk after all; trust only the file.
@@ -102,33 +130,54 @@ class Store:
                     history.add(self._conn, body.token, _past(entry.record, body))
                 if ticket is not None:
                     history.use_ticket(self._conn, ticket)
-        except sqlite3.Error as error:
+        except sqlite3.Error:
             self._cursor_stale = True
-            raise JournalUnavailableError(f"cannot commit record: {error}") from None
+            raise
         self._cursor = cursor.after(entry)
         return entry
+
+    def _made_room(self) -> bool:
+        """Whether a full database has room again, from acknowledged records (`probe`)."""
+        try:
+            self.probe()
+        except JournalUnavailableError:
+            return False
+        return True
 
     def probe(self) -> None:
         """Raise JournalUnavailableError unless a commit that needs new pages succeeds now.
 
         It also puts back the ballast (see `_maintain`), so that being in service always
-        means the reserve for acknowledgements and pruning is there.
+        means the reserve for acknowledgements and pruning is there. If the database is
+        full, every acknowledged record but the newest is pruned first, however recent, so
+        an acknowledgement frees a full journal at the next probe, not after retention.
         """
         try:
-            with transaction(self._conn):
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO probe (id, filler) VALUES (1, zeroblob(?))",
-                    (BALLAST_BYTES,),
-                )
-                self._conn.execute(
-                    "INSERT INTO probe (id, filler) VALUES (2, zeroblob(?))", (2 * PAGE_SIZE,)
-                )
-                self._conn.execute("DELETE FROM probe WHERE id = 2")
+            try:
+                self._lay_ballast()
+            except sqlite3.Error as error:
+                if not _full(error):
+                    raise
+                dropped = self._maintain(lambda: journal.prune(self._conn), "make room")
+                if dropped:
+                    log.warning("journal full: pruned %d acknowledged records early", dropped)
+                self._lay_ballast()
             if self._cursor_stale:
                 self._cursor = journal.head(self._conn, self.device)
                 self._cursor_stale = False
         except (sqlite3.Error, StoreError) as error:
             raise JournalUnavailableError(f"the journal is still not writable: {error}") from None
+
+    def _lay_ballast(self) -> None:
+        with transaction(self._conn):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO probe (id, filler) VALUES (1, zeroblob(?))",
+                (BALLAST_BYTES,),
+            )
+            self._conn.execute(
+                "INSERT INTO probe (id, filler) VALUES (2, zeroblob(?))", (2 * PAGE_SIZE,)
+            )
+            self._conn.execute("DELETE FROM probe WHERE id = 2")
 
     def _maintain(self, work: Callable[[], T], what: str) -> T:
         """Run `work` in a transaction; if the database is full, spend the ballast on it.
@@ -141,7 +190,7 @@ class Store:
             with transaction(self._conn):
                 return work()
         except sqlite3.Error as error:
-            if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+            if not _full(error):
                 raise StoreError(f"cannot {what}: {error}") from None
         try:
             with transaction(self._conn):
@@ -253,6 +302,11 @@ class Store:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _full(error: sqlite3.Error) -> bool:
+    """The disk, or the state.max_size_mb cap, is full."""
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
 
 def _past(record: Record, tap: Tap) -> PastTap:
