@@ -351,7 +351,7 @@ def test_route_change_is_an_event() -> None:
 def test_a_tariff_sent_ahead_of_its_day_prices_taps_only_from_then() -> None:
     current = city_tariff()
     future = replace(current, version=2, effective_from=datetime(2026, 12, 1, tzinfo=UTC))
-    held = replace(caches(), tariff=Cached(4, future, 0), previous_tariff=Cached(3, current, 0))
+    held = replace(caches(), tariff=Cached(4, future, 0), earlier_tariffs=(Cached(3, current, 0),))
     before = decide(card(), held, LocalHistory(), NOW, BUS, BUS_POLICY)
     assert (before.accepted, before.tap.tariff_version) == (True, 3)
     december = Now(int(datetime(2026, 12, 1, 8, tzinfo=UTC).timestamp() * 1000), ClockState.SYNCED)

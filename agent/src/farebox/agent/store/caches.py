@@ -1,17 +1,21 @@
 """The caches a validator decides from, each versioned and replaced atomically.
 
-One row per kind (stoplist, tariff, issuer keys, device config) holds the state in force:
+One row per kind (stoplist, tariff, issuer keys, device config) holds the newest state:
 its version, the checksum of the whole state, and the payload. A signed package is
 verified, applied to a copy in memory, checked against the checksum it names, and only
 then written in one transaction; on any failure the old state stays in force. The
 in-memory `Caches` value is what `decide` reads.
+
+A tariff may be sent before the day it takes effect, so the older tariffs that may still
+be in force are kept too, a row each (`tariff.earlier.<version>`), until a later one has
+taken effect; the tariff in force at a moment is the protocol's `in_force` over them all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -29,8 +33,8 @@ from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.protocol.tickets.issuers import IssuerKeySet
 
 T = TypeVar("T")
-# The row holding the tariff that the newest one replaces (see `Caches.tariff_at`).
-PREVIOUS_TARIFF = "tariff.previous"
+# The rows holding older tariffs that may still come into force (see `Caches.tariff_at`).
+EARLIER_TARIFF = "tariff.earlier."
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +54,18 @@ class Caches:
     tariff: Cached[Tariff] | None = None
     issuers: Cached[IssuerKeySet] | None = None
     config: Cached[Mapping[str, object]] | None = None
-    previous_tariff: Cached[Tariff] | None = None
+    earlier_tariffs: tuple[Cached[Tariff], ...] = ()
+
+    @property
+    def tariffs(self) -> tuple[Cached[Tariff], ...]:
+        """Every tariff held, the newest last."""
+        return self.earlier_tariffs if self.tariff is None else (*self.earlier_tariffs, self.tariff)
 
     def tariff_at(self, time_ms: int) -> Cached[Tariff] | None:
         """The tariff in force at `time_ms`: a tariff package may be sent before the day it
-        takes effect, so the one it replaces is kept and prices taps until then."""
-        held = [c for c in (self.tariff, self.previous_tariff) if c is not None]
-        chosen = in_force((c.value for c in held), datetime.fromtimestamp(time_ms / 1000, UTC))
+        takes effect, so the tariffs it follows are kept and price taps until then."""
+        held = self.tariffs
+        chosen = in_force((c.value for c in held), _moment(time_ms))
         return next((c for c in held if c.value is chosen), None)
 
     def versions(self) -> dict[str, int]:
@@ -72,6 +81,23 @@ def _version(cached: Cached[T] | None) -> int:
     return 0 if cached is None else cached.version
 
 
+def _moment(time_ms: int) -> datetime:
+    return datetime.fromtimestamp(time_ms / 1000, UTC)
+
+
+def _still_due(
+    held: Sequence[Cached[Tariff]], newest: Cached[Tariff], now_ms: int
+) -> tuple[Cached[Tariff], ...]:
+    """The tariffs of `held` to keep beside `newest`: those in force at `now_ms` or that
+    may be later, by `in_force`'s own rule over them all.
+
+    A tariff not in force at the first moment it could be (its start, or now if that has
+    passed) never will be: from then on, the one chosen instead stays ahead of it.
+    """
+    now, tariffs = _moment(now_ms), [c.value for c in (*held, newest)]
+    return tuple(c for c in held if in_force(tariffs, max(now, c.value.effective_from)) is c.value)
+
+
 def parse_issuers(payload: bytes) -> IssuerKeySet:
     return IssuerKeySet.from_wire(cbor.decode(payload, "issuer keys"))
 
@@ -85,19 +111,21 @@ def parse_config(payload: bytes) -> Mapping[str, object]:
 
 def load(conn: sqlite3.Connection) -> Caches:
     """The caches in force, as the database holds them."""
-    caches, previous = Caches(), None
-    rows = conn.execute("SELECT kind, version, checksum, payload, applied_ms FROM caches")
+    caches, earlier = Caches(), []
+    rows = conn.execute(
+        "SELECT kind, version, checksum, payload, applied_ms FROM caches ORDER BY version"
+    )
     try:
         for kind, version, checksum, payload, applied_ms in rows:
-            if kind == PREVIOUS_TARIFF:
-                previous = Cached(version, decode_tariff(bytes(payload)), applied_ms)
+            if kind.startswith(EARLIER_TARIFF):
+                earlier.append(Cached(version, decode_tariff(bytes(payload)), applied_ms))
                 continue
             caches = _with(
                 caches, PackageKind(kind), version, bytes(checksum), bytes(payload), applied_ms
             )
     except (ProtocolError, ValueError) as error:
         raise CacheError(f"a cached package no longer parses: {error}") from None
-    return replace(caches, previous_tariff=previous)
+    return replace(caches, earlier_tariffs=tuple(earlier))
 
 
 def _with(
@@ -156,8 +184,8 @@ def prepare_package(
             payload, checksum = package.payload, hashlib.sha256(package.payload).digest()
             package.check_result(checksum)
             new = _with(caches, package.kind, package.version, checksum, payload, now_ms)
-            if package.kind is PackageKind.TARIFF:
-                new = replace(new, previous_tariff=caches.tariff)
+            if new.tariff is not None and package.kind is PackageKind.TARIFF:
+                new = replace(new, earlier_tariffs=_still_due(caches.tariffs, new.tariff, now_ms))
     except PackageError as error:
         raise FullPackageNeededError(str(error)) from None
     except (ProtocolError, ValueError) as error:
@@ -171,11 +199,7 @@ def store_package(conn: sqlite3.Connection, prepared: PreparedPackage, now_ms: i
     try:
         with transaction(conn):
             if package.kind is PackageKind.TARIFF:
-                conn.execute(
-                    "INSERT OR REPLACE INTO caches "
-                    "SELECT ?, version, checksum, payload, applied_ms FROM caches WHERE kind = ?",
-                    (PREVIOUS_TARIFF, PackageKind.TARIFF.value),
-                )
+                _store_earlier_tariffs(conn, prepared.base, prepared.caches.earlier_tariffs)
             conn.execute(
                 "INSERT INTO caches (kind, version, checksum, payload, applied_ms) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET "
@@ -186,6 +210,23 @@ def store_package(conn: sqlite3.Connection, prepared: PreparedPackage, now_ms: i
     except sqlite3.Error as error:
         raise CacheError(f"cannot store {package.kind} {package.version}: {error}") from None
     return prepared.caches
+
+
+def _store_earlier_tariffs(
+    conn: sqlite3.Connection, base: Caches, kept: tuple[Cached[Tariff], ...]
+) -> None:
+    """Inside the caller's transaction: a row for each earlier tariff kept, none for the rest."""
+    keep = {c.version for c in kept}
+    for gone in base.earlier_tariffs:
+        if gone.version not in keep:
+            conn.execute("DELETE FROM caches WHERE kind = ?", (f"{EARLIER_TARIFF}{gone.version}",))
+    replaced = base.tariff
+    if replaced is not None and replaced.version in keep:
+        conn.execute(
+            "INSERT INTO caches (kind, version, checksum, payload, applied_ms) "
+            "SELECT ?, version, checksum, payload, applied_ms FROM caches WHERE kind = ?",
+            (f"{EARLIER_TARIFF}{replaced.version}", PackageKind.TARIFF.value),
+        )
 
 
 def apply_package(

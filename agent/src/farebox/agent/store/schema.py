@@ -65,6 +65,13 @@ def _probe(db: sqlite_utils.Database) -> None:
     db.table("probe").create({"id": int, "filler": bytes}, pk="id")
 
 
+def _earlier_tariffs(db: sqlite_utils.Database) -> None:
+    # The one tariff kept beside the newest becomes the first of the earlier ones.
+    db.execute(
+        "UPDATE caches SET kind = 'tariff.earlier.' || version WHERE kind = 'tariff.previous'"
+    )
+
+
 Migration = Callable[["sqlite_utils.Database"], None]
 
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
@@ -72,6 +79,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("caches", _caches),
     ("history", _history),
     ("probe", _probe),
+    ("earlier_tariffs", _earlier_tariffs),
 )
 
 
