@@ -31,6 +31,7 @@ from farebox.protocol.tariffs.model import (
 )
 from farebox.protocol.tariffs.timeframes import DAY, Timeframe
 from farebox.protocol.tariffs.zones import zone
+from farebox.protocol.wire import INT64_MAX, INT64_MIN
 
 PriceKey = tuple[str | None, str | None]
 
@@ -264,6 +265,7 @@ class Tariff:
 
     def _problems(self) -> Iterator[str]:
         yield from self._check_header()
+        yield from self._check_sizes()
         yield from _duplicates((c.id for c in self.rider_categories), "rider category")
         yield from _duplicates((m.id for m in self.fare_media), "fare media")
         yield from _duplicates((p.id for p in self.products), "fare product")
@@ -282,8 +284,8 @@ class Tariff:
     def _check_header(self) -> Iterator[str]:
         if not self.id:
             yield "tariff id is empty"
-        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
-            yield f"tariff version must be a whole number >= 0, got {self.version!r}"
+        if type(self.version) is not int or not 0 <= self.version <= INT64_MAX:
+            yield f"tariff version must be a whole number from 0 to 2**63-1, got {self.version!r}"
         if self.effective_from.tzinfo is None:
             yield "effective_from must carry a UTC offset"
         try:
@@ -292,6 +294,28 @@ class Tariff:
             yield str(error)
         if not 0 <= self.fare_day_start < DAY:
             yield "fare_day_start must be between 00:00 and 23:59:59"
+
+    def _check_sizes(self) -> Iterator[str]:
+        """Every amount and count fits in 64 signed bits, as tariff packages and journal
+        records (a fare) carry them and the stores keep them."""
+        numbers: list[tuple[str, int | None]] = [
+            (f"fare product {p.id!r} price", x.amount.minor)
+            for p in self.products
+            for x in p.prices
+        ]
+        numbers += [(f"cap {c.id!r} amount", c.amount.minor) for c in self.caps]
+        numbers += [(f"leg rule {i} priority", r.priority) for i, r in enumerate(self.leg_rules, 1)]
+        for i, t in enumerate(self.transfer_rules, 1):
+            numbers += [(f"transfer rule {i} transfer_count", t.transfer_count)]
+            numbers += [(f"transfer rule {i} duration_limit", t.duration_limit)]
+        for p in self.passes:
+            numbers += [
+                (f"pass {p.id!r} {k}", v)
+                for k, v in (("price", p.price.minor), ("days", p.days), ("rides", p.rides))
+            ]
+        for where, value in numbers:
+            if value is not None and not INT64_MIN <= value <= INT64_MAX:
+                yield f"{where} {value} does not fit in 64 signed bits (amounts in minor units)"
 
     def _check_categories_and_prices(self) -> Iterator[str]:
         categories = {c.id for c in self.rider_categories}

@@ -45,6 +45,12 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,128}")
 STATEMENT_LINES = 50
 ALERTS = 100
+# ASCII digits only: str.isdigit() also takes "²", which int() refuses, and "٣".
+_COUNT = re.compile(r"[0-9]{1,5}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# From 1970, where UTC milliseconds start, to two days before the calendar ends, so that
+# a day's end (the next day's boundary, local time in any zone) is a datetime in UTC.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date.max - timedelta(days=2)
 
 
 def _authorize(request: web.Request) -> None:
@@ -95,8 +101,8 @@ def _query_int(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not 0 < int(raw) <= 10_000:
-        raise MalformedRequestError(f"{name} is a whole number from 1 to 10000")
+    if not _COUNT.fullmatch(raw) or not 0 < int(raw) <= 10_000:
+        raise MalformedRequestError(f"{name} is a whole number from 1 to 10000, got {raw!r}")
     return int(raw)
 
 
@@ -106,9 +112,14 @@ def _day(request: web.Request) -> date:
     if raw is None:
         return request.app[SETTINGS].books.policy.day_of(request.app[SETTINGS].clock())
     try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise MalformedRequestError(f"day is YYYY-MM-DD, got {raw!r}") from None
+        day = date.fromisoformat(raw) if _DAY.fullmatch(raw) else None
+    except ValueError:  # a month or day out of range
+        day = None
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
+        raise MalformedRequestError(
+            f"day is a date YYYY-MM-DD from {FIRST_DAY} to {LAST_DAY}, got {raw!r}"
+        )
+    return day
 
 
 async def list_devices(request: web.Request) -> web.Response:
