@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from farebox.protocol.money import Money
 from farebox.server.ledger.accounts import Channel
-from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.book import Ledger, Settled
 from farebox.server.ledger.settlement import FlatFareRater
 from farebox.server.ledger.stoplist import BlockReason
 from tests.server.conftest import Clock
@@ -42,7 +42,7 @@ async def test_a_riders_day_with_transfers_and_a_cap(ledger: Ledger, clock: Cloc
     assert await balance(ledger, "nfc:aa") == kzt(2000 - 5 * 200)
 
     clock.now_ms = at(3, "03:00")  # Monday's fare day ends at 03:00 on Tuesday
-    assert await ledger.settle_due(RATER) == 1
+    assert await ledger.settle_due(RATER) == Settled(1)
     # Rated: 200 + 0 (transfer) + 200 + 100 (cap reached) + 0 = 500 instead of 1000.
     assert await balance(ledger, "nfc:aa") == kzt(2000 - 500)
     revenue = dict(await ledger.revenue(MONDAY))
@@ -52,7 +52,7 @@ async def test_a_riders_day_with_transfers_and_a_cap(ledger: Ledger, clock: Cloc
         "revenue:KZT:citybus:92": kzt(100),
     }
     # Settling again changes nothing: the day has no new taps.
-    assert await ledger.settle_due(RATER) == 0
+    assert await ledger.settle_due(RATER) == Settled(0)
     assert await ledger.settle("rider:nfc:aa", MONDAY, RATER) == ()
 
 
@@ -82,7 +82,7 @@ async def test_a_late_tap_changes_a_closed_day(ledger: Ledger, clock: Clock) -> 
         [tap("bus-1", 1, "nfc:cc", at(2, "08:00")), tap("bus-1", 2, "nfc:cc", at(2, "18:00"))]
     )
     clock.now_ms = at(3, "04:00")
-    assert await ledger.settle_due(RATER) == 1  # 200 + 200: nothing to adjust
+    assert await ledger.settle_due(RATER) == Settled(1)  # 200 + 200: nothing to adjust
     assert await balance(ledger, "nfc:cc") == kzt(600)
 
     # Tuesday noon: a bus that was offline since Monday syncs a Monday 08:30 tap, 30
@@ -90,7 +90,7 @@ async def test_a_late_tap_changes_a_closed_day(ledger: Ledger, clock: Clock) -> 
     clock.now_ms = at(3, "12:00")
     await ledger.post_taps([tap("bus-9", 1, "nfc:cc", at(2, "08:30"), route="32")])
     assert await balance(ledger, "nfc:cc") == kzt(400)
-    assert await ledger.settle_due(RATER) == 1
+    assert await ledger.settle_due(RATER) == Settled(1)
     assert await balance(ledger, "nfc:cc") == kzt(600)  # the 200 comes back
     statement = await ledger.statement("rider:nfc:cc")
     assert statement[0].transfer.key == "settle:rider:nfc:cc:2026-03-02:2:revenue:KZT:citybus:32"
@@ -133,7 +133,7 @@ async def test_a_reversed_fare_leaves_its_day(ledger: Ledger, clock: Clock) -> N
     # The operator finds the second tap was a test of the validator: reverse it.
     await ledger.reverse("tap:bus-1:2", "reverse:ticket-42", "validator test")
     assert await balance(ledger, "nfc:ff") == kzt(800)
-    assert await ledger.settle_due(RATER) == 1  # re-rated without it: nothing more moves
+    assert await ledger.settle_due(RATER) == Settled(1)  # re-rated without it: nothing more moves
     assert await balance(ledger, "nfc:ff") == kzt(800)
 
 

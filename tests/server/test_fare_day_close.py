@@ -14,7 +14,7 @@ import pytest
 
 from farebox.protocol.money import Money
 from farebox.server.errors import LedgerError
-from farebox.server.ledger.book import SETTLING_AT_ONCE, Ledger
+from farebox.server.ledger.book import SETTLING_AT_ONCE, Ledger, Settled
 from farebox.server.ledger.settlement import DayTap, FlatFareRater
 from farebox.server.ledger.store import Session, open_store
 from tests.server.conftest import ALMATY, Clock
@@ -40,13 +40,13 @@ async def test_taps_into_an_open_day_mark_nothing_until_it_closes(
     assert await marks(ledger) == []
 
     clock.now_ms = at(3, "04:00")
-    assert await ledger.settle_due(RATER) == 1
+    assert await ledger.settle_due(RATER) == Settled(1)
     assert await marks(ledger) == [("rider:nfc:aa", "2026-03-02", False)]
 
     # A bus that was offline brings a Monday tap on Tuesday: the closed day is marked again.
     await ledger.post_taps([tap("bus-9", 1, "nfc:aa", at(2, "20:00"))])
     assert await marks(ledger) == [("rider:nfc:aa", "2026-03-02", True)]
-    assert await ledger.settle_due(RATER) == 1
+    assert await ledger.settle_due(RATER) == Settled(1)
     state = await ledger.account("rider:nfc:aa")
     assert state is not None
     assert state.balance == kzt(2000 - 300)  # four rides, capped at 300
@@ -59,7 +59,7 @@ async def test_a_day_settled_before_it_closed_is_settled_again_when_it_closes(
     assert len(await ledger.settle("rider:nfc:aa", MONDAY, RATER)) == 0  # rated as charged
     await ledger.post_taps([tap("bus-1", 2, "nfc:aa", at(2, "08:00"))])
     clock.now_ms = at(3, "04:00")
-    assert await ledger.settle_due(RATER) == 1
+    assert await ledger.settle_due(RATER) == Settled(1)
 
 
 async def test_many_days_settle_at_once_and_a_failure_stops_them_with_its_error(
@@ -80,8 +80,8 @@ async def test_many_days_settle_at_once_and_a_failure_stops_them_with_its_error(
     with pytest.raises(LedgerError, match="no tariff"):
         await ledger.settle_due(failing)
     # The failed day, at least, and those stopped with it are still due; none twice.
-    assert 1 <= await ledger.settle_due(RATER) <= len(riders)
-    assert await ledger.settle_due(RATER) == 0
+    assert 1 <= (await ledger.settle_due(RATER)).settled <= len(riders)
+    assert await ledger.settle_due(RATER) == Settled(0)
     for token in riders:  # two rides of 200 each, capped at 300: settled once
         state = await ledger.account(f"rider:{token}")
         assert state is not None
@@ -109,7 +109,7 @@ async def test_a_closing_waits_for_a_posting_that_read_the_old_close(
             await asyncio.sleep(0.3)
             assert not closing.done()  # waiting for the posting's commit
             await transaction.commit()
-            assert await asyncio.wait_for(closing, timeout=10) == 1
+            assert await asyncio.wait_for(closing, timeout=10) == Settled(1)
         finally:
             await posting.close()
     finally:

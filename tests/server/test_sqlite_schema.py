@@ -16,7 +16,7 @@ import pytest
 
 from farebox.server.errors import MigrationError, UnknownAccountError
 from farebox.server.ledger import reads, sqlite_store
-from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.book import Ledger, Settled
 from farebox.server.ledger.migrations import Migration, migrations
 from farebox.server.ledger.posting import fare_transfer
 from farebox.server.ledger.settlement import FlatFareRater
@@ -46,7 +46,10 @@ async def rows(store: SqliteStore, sql: str, *args: object) -> Rows:
 
 
 async def snapshot(store: SqliteStore) -> dict[str, Rows]:
-    columns = {"transfers": f"id, {', '.join(TRANSFER_COLUMNS)}"}  # all but a fingerprint
+    columns = {
+        "transfers": f"id, {', '.join(TRANSFER_COLUMNS)}",  # all but a fingerprint
+        "fare_days": "account, fare_day, revision, dirty, settled_ms",  # 0012 adds parking
+    }
     tables = {
         table: f"SELECT {columns.get(table, '*')} FROM {table} ORDER BY {order}"  # noqa: S608 (fixed names)
         for table, order in TABLES.items()
@@ -108,7 +111,7 @@ async def write_every_kind_of_row(ledger: Ledger) -> None:
     hold = await ledger.hold(gate_on, kzt(500), timedelta(hours=2))
     await ledger.complete(hold.key, "gate-1:1:off", kzt(300), at(1, "08:30"))
     await ledger.reverse("tap:bus-1:1", "reverse:bus-1:1", "double tap")
-    assert await ledger.settle_due(RATER) == 2
+    assert await ledger.settle_due(RATER) == Settled(2)
 
 
 async def test_the_rebuilds_keep_every_row_and_every_rule(

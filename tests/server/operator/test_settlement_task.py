@@ -13,11 +13,12 @@ from farebox.protocol.tariffs import load_tariff
 from farebox.protocol.tariffs.wire import encode_tariff
 from farebox.server.errors import ConfigurationError
 from farebox.server.http.state import Settings
+from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.store import Session
 from farebox.server.sync import publishing
 from farebox.server.sync.ingest import Books
 from tests.server.conftest import ALMATY
-from tests.server.helpers import at
+from tests.server.helpers import at, tap
 from tests.server.operator.conftest import SETTLE_EVERY_S, Operator, records, sync
 from tests.server.sync.conftest import Device
 from tests.support.records import accepted_tap
@@ -98,6 +99,32 @@ async def test_a_failing_round_is_logged_and_the_next_one_settles(
     assert "differ from the ledger's" in caplog.text
     await operator.call("POST", "/api/v1/tariffs", data=TARIFF.read_text("utf-8"), expect=201)
     await settled_revision(operator, 1)
+
+
+async def test_a_day_the_tariff_cannot_rate_is_parked_and_counted_while_the_others_settle(
+    operator: Operator, caplog: pytest.LogCaptureFixture
+) -> None:
+    await operator.call("POST", "/api/v1/tariffs", data=TARIFF.read_text("utf-8"), expect=201)
+    ledger = Ledger(operator.store, ALMATY, clock=operator.clock)
+    taps = [tap("bus-7", 1, "nfc:000", at(2, "07:00"), route="7")]  # no rule prices route 7
+    taps += [tap("bus-1", n, f"nfc:{n:03d}", at(2, "07:30")) for n in range(1, 61)]
+    await ledger.post_taps(taps)
+    operator.clock.now_ms = at(3, "04:00")
+
+    async def done(session: Session) -> int:
+        ((count,),) = await session.fetch("SELECT count(*) FROM fare_days WHERE NOT dirty")
+        return int(count)
+
+    for _ in range(200):  # at most 200 settlement periods
+        if await operator.store.run(done) == 61:
+            break
+        await asyncio.sleep(SETTLE_EVERY_S)
+    assert await ledger.parked_days() == 1
+    assert "fare day 2026-03-02 of rider:nfc:000 cannot be rated, parked" in caplog.text
+    async with operator.http.get(f"{operator.url}metrics") as metrics:
+        text = await metrics.text()
+    assert "farebox_parked_fare_days 1" in text
+    assert "farebox_settled_days_total 60" in text
 
 
 @pytest.mark.parametrize("period", [0.0, -1.0, float("nan")])

@@ -2,9 +2,9 @@
 
 One `Metrics` object lives on each application's state, so two apps in one process (the
 tests run many) never share counts. The ingest and authentication paths count into it;
-gauges that the books already know (stoplist size, device lag, journal depth) are read
-from the store when `/metrics` is scraped, so every server process sharing one
-PostgreSQL reports the same values for them.
+gauges that the books already know (stoplist size, parked fare days, device lag, journal
+depth) are read from the store when `/metrics` is scraped, so every server process
+sharing one PostgreSQL reports the same values for them.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Metrics:
         """A device request refused, by its problem code (401 codes, malformed bodies)."""
         self.refusals[code] += 1
 
-    def render(self, stoplist_size: int, lags: Sequence[SyncLag]) -> str:
+    def render(self, stoplist_size: int, parked_days: int, lags: Sequence[SyncLag]) -> str:
         """The exposition text, with the gauges read from the store for this scrape."""
         lines: list[str] = []
 
@@ -113,6 +113,11 @@ class Metrics:
         family(
             "farebox_stoplist_size", "gauge", "Tokens on the stoplist.",
             [f"farebox_stoplist_size {stoplist_size}"],
+        )  # fmt: skip
+        family(
+            "farebox_parked_fare_days", "gauge",
+            "Rider fare days settlement could not rate, parked until a tap or tariff changes them.",
+            [f"farebox_parked_fare_days {parked_days}"],
         )  # fmt: skip
         family(
             "farebox_device_lag_seconds", "gauge",

@@ -3,8 +3,10 @@
 Each round loads the newest published tariff (the one validators quote with), makes the
 ledger's rater from it and settles every closed fare day that is due: days never settled,
 and days that a late tap or a reversal changed since their last settlement (ARCHITECTURE
-section 8). Several server processes may run it over one PostgreSQL: each settlement
-claims the day's next revision, so only one of them posts it.
+section 8). A day the tariff cannot rate is parked, logged, and left out until a tap, a
+reversal or a newer tariff package could change that; the package's version numbers the
+rules it was parked under. Several server processes may run it over one PostgreSQL: each
+settlement claims the day's next revision, so only one of them posts it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from farebox.protocol.packages import PackageKind
+from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.server.http.state import LEDGER, METRICS, SETTINGS, STORE
+from farebox.server.ledger.book import Settled
 from farebox.server.ledger.tariff_rater import TariffRater
 from farebox.server.sync import publishing
 
@@ -26,20 +31,21 @@ CALLS_PER_ROUND = 100
 """A round settles at most this many pages of due days, so that it always ends."""
 
 
-async def settle_due_days(app: web.Application) -> int:
-    """Settle the closed fare days that are due with the published tariff; return how many."""
+async def settle_due_days(app: web.Application) -> Settled:
+    """Settle the closed fare days that are due with the published tariff; say how many
+    were settled and how many parked."""
     ledger = app[LEDGER]
-    tariff = await app[STORE].run(publishing.latest_tariff)
-    if tariff is None:
-        return 0  # nothing to rate with: the days stay due until a tariff is published
-    rater = TariffRater.matching(tariff, ledger.policy)
-    settled = 0
+    package = await app[STORE].run(publishing.latest, PackageKind.TARIFF)
+    if package is None:
+        return Settled(0)  # nothing to rate with: the days stay due until a tariff is published
+    rater = TariffRater.matching(decode_tariff(package.payload), ledger.policy)
+    settled = parked = 0
     for _ in range(CALLS_PER_ROUND):
-        page = await ledger.settle_due(rater, limit=DAYS_PER_CALL)
-        settled += page
-        if page < DAYS_PER_CALL:
+        page = await ledger.settle_due(rater, limit=DAYS_PER_CALL, rules=package.version)
+        settled, parked = settled + page.settled, parked + page.parked
+        if page.settled + page.parked < DAYS_PER_CALL:
             break
-    return settled
+    return Settled(settled, parked)
 
 
 async def _rounds(app: web.Application) -> None:
@@ -47,15 +53,15 @@ async def _rounds(app: web.Application) -> None:
     while True:
         await asyncio.sleep(every)
         try:
-            settled = await settle_due_days(app)
+            done = await settle_due_days(app)
         except Exception:
-            # A round that fails (the store away, a tariff that cannot rate a day) is
-            # logged and tried again next round; the task itself must outlive it.
+            # A round that fails (the store away, a tariff whose fare days are not the
+            # ledger's) is logged and tried again next round; the task must outlive it.
             log.exception("fare-day settlement round failed")
             continue
-        app[METRICS].settled_days += settled
-        if settled:
-            log.info("settled %d fare days", settled)
+        app[METRICS].settled_days += done.settled
+        if done.settled or done.parked:
+            log.info("settled %d fare days, parked %d", done.settled, done.parked)
 
 
 async def settlement_task(app: web.Application) -> AsyncIterator[None]:

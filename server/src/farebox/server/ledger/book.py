@@ -9,6 +9,7 @@ awaits the store, so it is safe to call from the server's event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import date, timedelta
 
 from farebox.protocol.money import Money
 from farebox.server.errors import LedgerError, TransferStateError, UnknownAccountError
-from farebox.server.ledger import reads, writes
+from farebox.server.ledger import parking, reads, writes
 from farebox.server.ledger.accounts import (
     Account,
     AccountState,
@@ -44,11 +45,17 @@ from farebox.server.ledger.posting import (
     top_up_transfer,
     write_off_transfer,
 )
-from farebox.server.ledger.settlement import DayState, Rater, settlement_transfers
+from farebox.server.ledger.settlement import (
+    DayState,
+    Rater,
+    UnratableDayError,
+    settlement_transfers,
+)
 from farebox.server.ledger.stoplist import OPERATOR_REASONS, BlockChange, BlockReason, Delta, Head
 from farebox.server.ledger.store import Session, Store
 from farebox.server.ledger.transfers import Entry, Receipt, Transfer
 
+log = logging.getLogger(__name__)
 SETTLEMENT_ATTEMPTS = 3
 SETTLING_AT_ONCE = 8
 """Fare days that `Ledger.settle_due` settles at a time."""
@@ -66,13 +73,27 @@ class BatchResult:
     repeated: int
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What `Ledger.settle_due` did with the due days it took: settled or parked each."""
+
+    settled: int
+    parked: int = 0
+
+
 async def _settle_revision(
     session: Session, state: DayState, posting: writes.Posting
 ) -> tuple[Receipt, ...] | None:
     """Claim the next revision of a day and post its adjustments; None if another server won."""
     if not await writes.claim_settlement(session, state, posting.now_ms):
         return None
+    await parking.clear(session, state)
     return await writes.post_transfers(session, posting)
+
+
+async def _close_and_release(session: Session, last: date, rules: int) -> None:
+    await writes.close_fare_days(session, last)
+    await parking.release(session, rules)
 
 
 async def _set_credit_limit(session: Session, account_id: str, limit: int, now_ms: int) -> None:
@@ -269,9 +290,19 @@ class Ledger:
         return await self.store.run(reads.stoplist_delta, since, until)
 
     async def settle(
-        self, account_id: str, day: date, rater: Rater, *, force: bool = False
+        self,
+        account_id: str,
+        day: date,
+        rater: Rater,
+        *,
+        force: bool = False,
+        park_under: int | None = None,
     ) -> tuple[Receipt, ...]:
-        """Re-rate one rider's fare day and post the difference; a no-op if nothing changed."""
+        """Re-rate one rider's fare day and post the difference; a no-op if nothing changed.
+
+        Raises the rater's UnratableDayError, posting nothing, if it cannot price the day;
+        with `park_under` (the rules' version, see `settle_due`) the day is parked first.
+        """
         for _ in range(SETTLEMENT_ATTEMPTS):
             state = await self.store.run(reads.day_state, account_id, day)
             if not state.dirty and not force:
@@ -283,7 +314,12 @@ class Ledger:
                 if found is None:
                     raise UnknownAccountError(f"no account {account_id}")
                 currency = found.account.currency
-            rated = rater(account_id, day, state.taps)
+            try:
+                rated = rater(account_id, day, state.taps)
+            except UnratableDayError as error:
+                if park_under is not None:
+                    await self.store.run(parking.park, state, str(error), park_under)
+                raise
             # Stamped with the end of the day, so that two servers settling the same
             # revision from the same taps make identical transfers.
             adjustments = settlement_transfers(
@@ -295,21 +331,32 @@ class Ledger:
                 return receipts
         raise LedgerError(f"{account_id} {day}: settlement kept racing with another server")
 
-    async def settle_due(self, rater: Rater, *, limit: int = 1000) -> int:
-        """Settle closed fare days not settled yet or changed by late taps; return how many.
+    async def settle_due(self, rater: Rater, *, limit: int = 1000, rules: int = 0) -> Settled:
+        """Settle up to `limit` closed fare days not settled yet or changed by late taps.
 
-        SETTLING_AT_ONCE days are settled at a time, each by itself as `settle` does: their
-        transactions share commits on SQLite and connections on PostgreSQL. The first
-        failure stops the others and is raised.
+        A day the rater cannot price is logged and parked (`parking`) under `rules`, the
+        version of the rater's rules (the newest tariff package it holds): it is due again
+        when a fare or reversal lands in it, or when a call brings newer rules. The others
+        are settled. SETTLING_AT_ONCE days are settled at a time, each by itself as `settle`
+        does: their transactions share commits on SQLite and connections on PostgreSQL. Any
+        other failure (the store away) stops the others and is raised.
         """
         last = self.policy.last_closed(self._clock())
-        await self.store.run(writes.close_fare_days, last)
+        await self.store.run(_close_and_release, last, rules)
         due = await self.store.run(reads.due_days, last, limit)
         pending = iter(due)
+        parked = 0
 
         async def settler() -> None:
+            nonlocal parked
             for account_id, day in pending:
-                await self.settle(account_id, day, rater)
+                try:
+                    await self.settle(account_id, day, rater, park_under=rules)
+                except UnratableDayError as error:
+                    log.error(
+                        "fare day %s of %s cannot be rated, parked: %s", day, account_id, error
+                    )
+                    parked += 1
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -317,7 +364,11 @@ class Ledger:
                     group.create_task(settler())
         except ExceptionGroup as failed:
             raise failed.exceptions[0] from None
-        return len(due)
+        return Settled(len(due) - parked, parked)
+
+    async def parked_days(self) -> int:
+        """How many rider days settlement could not rate (see `settle_due`)."""
+        return await self.store.run(parking.parked_days)
 
     async def revenue(self, day: date) -> list[tuple[str, Money]]:
         return await self.store.run(reads.revenue, day)

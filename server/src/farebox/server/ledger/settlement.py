@@ -10,7 +10,8 @@ is a conflict, never a second charge.
 
 The rater is behind a narrow interface (`Rater`), so the ledger does not depend on how
 fares are computed; `FlatFareRater` is the simplest useful one (flat fare, free
-transfers within a window, a daily cap).
+transfers within a window, a daily cap). A rater that cannot price a day raises
+`UnratableDayError`, which `Ledger.settle_due` turns into a parked day (`parking`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from datetime import date
 from typing import Protocol
 
 from farebox.protocol.money import Money
+from farebox.server.errors import LedgerError
 from farebox.server.ledger.transfers import Transfer, TransferKind
+
+
+class UnratableDayError(LedgerError):
+    """A rater cannot price a rider's day (no tariff in force at a tap, no rule for a leg,
+    a rider category the tariff lacks); the message says why. Nothing is posted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +49,10 @@ class Rater(Protocol):
     """The authority on fares: the amount each tap of one rider's day should cost."""
 
     def __call__(self, account: str, day: date, taps: Sequence[DayTap]) -> Sequence[Money]:
-        """Authoritative amounts, one per tap, in the order given (taps come in time order)."""
+        """Authoritative amounts, one per tap, in the order given (taps come in time order).
+
+        Raises UnratableDayError for a day it cannot price.
+        """
         ...
 
 

@@ -29,8 +29,6 @@ from farebox.protocol.packages import (
     sign_package,
 )
 from farebox.protocol.stoplist import StoplistChange, encode_stoplist_change
-from farebox.protocol.tariffs.tariff import Tariff
-from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.server.ledger import reads
 from farebox.server.ledger.store import Session
 from farebox.server.sync.errors import NoPackageError
@@ -114,12 +112,6 @@ async def latest(session: Session, kind: PackageKind) -> Package | None:
         "SELECT body FROM packages WHERE kind = $1 ORDER BY version DESC LIMIT 1", kind.value
     )
     return decode_package(bytes(rows[0][0])) if rows else None
-
-
-async def latest_tariff(session: Session) -> Tariff | None:
-    """The tariff of the newest tariff package, the one validators quote with; or None."""
-    package = await latest(session, PackageKind.TARIFF)
-    return None if package is None else decode_tariff(package.payload)
 
 
 async def config_package(session: Session, now_ms: int) -> Package:
