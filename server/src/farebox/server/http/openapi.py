@@ -147,8 +147,14 @@ DEVICE_PATHS: Document = {
         "post": _device(
             "Enroll a device with a one-time token and its public key",
             {
-                "200": {"description": "the enrollment", "content": _cbor("enrollment")},
-                "403": _problem("`enrollment_token`: unknown, used or expired"),
+                "200": {
+                    "description": "the enrollment (again for a retry with the same key)",
+                    "content": _cbor("enrollment"),
+                },
+                "403": _problem(
+                    "`enrollment_token`: unknown, expired, or used by another key or a"
+                    " revoked device"
+                ),
             },
             "enroll request",
             signed=False,

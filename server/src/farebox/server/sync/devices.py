@@ -68,7 +68,12 @@ async def create_token(
     check_device_id(name)
     taken = await session.fetch("SELECT 1 FROM devices WHERE id = $1", name)
     if taken:
-        raise EnrollmentError(f"a device {name!r} is enrolled already; revoke it or pick a name")
+        # Devices are never deleted: what they synced names them, revoked or not.
+        raise EnrollmentError(
+            f"a device {name!r} is enrolled already, and a device id stays taken even once"
+            " revoked: enroll the validator under a new name, or, if its enrollment was cut"
+            " short, run its enroll again with the same token"
+        )
     # A fixed prefix: a bare URL-safe token may start with "-", which a command line such
     # as `farebox-agent enroll --token T` would take for an option.
     token = f"{TOKEN_PREFIX}{secrets.token_urlsafe(TOKEN_BYTES)}"
@@ -81,16 +86,28 @@ async def create_token(
 
 
 async def enroll(session: Session, token: str, key: VerifyKey, now_ms: int) -> Device:
-    """Spend `token` to enroll the device holding `key`; refuse an unknown, used or old one."""
+    """Spend `token` to enroll the device holding `key`; refuse an unknown, used or old one.
+
+    A retry is answered again: an agent whose enrollment was cut short (the answer lost)
+    asks again with the same token and the same key, and gets the device that the token
+    enrolled, as stored, while that device holds this key and is not revoked. A spent
+    token with any other key is refused.
+    """
+    hashed = _token_hash(token)
+    # An update that changes nothing takes the token's row lock on PostgreSQL, so that two
+    # requests spending one token take turns and the second finds it spent (a retry).
+    await session.execute(
+        "UPDATE enrollment_tokens SET used_ms = used_ms WHERE token_hash = $1", hashed
+    )
     rows = await session.fetch(
         "SELECT name, kind, expires_ms, used_ms FROM enrollment_tokens WHERE token_hash = $1",
-        _token_hash(token),
+        hashed,
     )
     if not rows:
         raise EnrollmentError("unknown enrollment token")
     name, kind, expires_ms, used_ms = rows[0]
     if used_ms is not None:
-        raise EnrollmentError("this enrollment token was used already")
+        return await _enrolled_before(session, str(name), key)
     if now_ms >= expires_ms:
         raise EnrollmentError("this enrollment token has expired; make a new one")
     if await session.fetch("SELECT 1 FROM devices WHERE public_key = $1", key.raw):
@@ -98,9 +115,7 @@ async def enroll(session: Session, token: str, key: VerifyKey, now_ms: int) -> D
     if await session.fetch("SELECT 1 FROM devices WHERE id = $1", name):
         raise EnrollmentError(f"a device {name!r} is enrolled already")
     await session.execute(
-        "UPDATE enrollment_tokens SET used_ms = $1 WHERE token_hash = $2",
-        now_ms,
-        _token_hash(token),
+        "UPDATE enrollment_tokens SET used_ms = $1 WHERE token_hash = $2", now_ms, hashed
     )
     start = Cursor.start(str(name))
     await session.execute(
@@ -109,6 +124,14 @@ async def enroll(session: Session, token: str, key: VerifyKey, now_ms: int) -> D
         name, kind, key.raw, now_ms, start.seq, start.head,
     )  # fmt: skip
     return Device(str(name), DeviceKind(kind), key, now_ms, None, start, None, 0)
+
+
+async def _enrolled_before(session: Session, name: str, key: VerifyKey) -> Device:
+    """The device a spent token enrolled, if it holds `key` and is not revoked."""
+    found = await device(session, name)
+    if found is None or found.key.raw != key.raw or found.revoked:
+        raise EnrollmentError("this enrollment token was used already")
+    return found
 
 
 async def device(session: Session, device_id: str, *, lock: bool = False) -> Device | None:
