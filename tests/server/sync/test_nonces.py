@@ -73,3 +73,31 @@ async def test_a_device_forgetting_its_old_nonces_waits_for_no_other(postgres_ds
             await first
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_one_nonce_in_two_requests_at_once_is_a_replay_not_a_clash(postgres_dsn: str) -> None:
+    """PostgreSQL: the same signed request sent to two server processes at once. The
+    second waits for the first's nonce, and is refused as a replay once it commits."""
+    store = await open_store(postgres_dsn)
+    try:
+        await store.migrate()
+        await enrolled(store, "bus-1")
+        holding, release = asyncio.Event(), asyncio.Event()
+
+        async def first_request(session: Session) -> None:
+            await admit(session, "bus-1", b"same" * 4, NOW_MS)
+            holding.set()
+            await release.wait()
+
+        first = asyncio.create_task(store.run(first_request))
+        await holding.wait()
+        second = asyncio.create_task(store.run(admit, "bus-1", b"same" * 4, NOW_MS))
+        await asyncio.sleep(0.3)
+        assert not second.done()  # it waits for the first request's nonce
+        release.set()
+        await first
+        with pytest.raises(AuthenticationError, match="seen before"):
+            await second
+    finally:
+        await store.close()

@@ -196,16 +196,15 @@ async def remember_nonce(session: Session, device_id: str, nonce: Nonce, now_ms:
         device_id,
         now_ms - 2 * nonce.window_ms,
     )
-    seen = await session.fetch(
-        "SELECT 1 FROM request_nonces WHERE device = $1 AND nonce = $2", device_id, nonce.value
-    )
-    if seen:
-        return False
-    await session.execute(
-        "INSERT INTO request_nonces (device, nonce, seen_ms) VALUES ($1, $2, $3)",
+    # One statement that inserts or finds the nonce: two requests with the same nonce at
+    # once (a replay sent to two server processes) cannot both pass, and the second is a
+    # replay, not a clash of keys.
+    noted = await session.fetch(
+        "INSERT INTO request_nonces (device, nonce, seen_ms) VALUES ($1, $2, $3)"
+        " ON CONFLICT (device, nonce) DO NOTHING RETURNING 1",
         device_id, nonce.value, now_ms,
     )  # fmt: skip
-    return True
+    return bool(noted)
 
 
 def in_standing(found: Device | None, device_id: str) -> Device:
