@@ -26,7 +26,7 @@ def test_a_delta_gives_the_list_a_snapshot_would(
     assert index.checksum == StoplistChecksum.of(expected)
     assert all(token in index for token in expected)
     assert not any(token in index for token in removed)
-    assert (index.version, index.applied_ms) == (2, 5)
+    assert (index.version, index.confirmed_ms) == (2, 5)
 
 
 @given(held=tokens)

@@ -144,7 +144,7 @@ def test_stoplist_full_then_delta(tmp_path: Path) -> None:
     store.close()
     store = open_store(tmp_path)
     stoplist = store.caches.stoplist
-    assert (stoplist.version, len(stoplist), stoplist.applied_ms) == (2, 3, 8)
+    assert (stoplist.version, len(stoplist), stoplist.confirmed_ms) == (2, 3, 8)
     assert "nfc:04" in stoplist
     assert "nfc:01" not in stoplist
     assert stoplist.checksum == StoplistChecksum.of({"nfc:02", "nfc:03", "nfc:04"})

@@ -5,10 +5,11 @@ moment is the protocol's `in_force` over them all."""
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from farebox.agent.decision import LocalHistory, Now, decide
 from farebox.agent.policy import Policy
@@ -19,6 +20,7 @@ from farebox.protocol.records import ClockState, Location
 from farebox.protocol.tariffs.tariff import Tariff
 from farebox.protocol.tariffs.wire import encode_tariff
 from tests.agent.builders import MORNING_MS, PACKAGE_KEY, card, city_tariff
+from tests.agent.older_schema import database_before, insert_cache
 
 BUS = Location(route="12", vehicle="bus-017", stop="abay-ave")
 CURRENT = city_tariff()  # in force since 2026-01-01; MORNING_MS is 2026-11-26
@@ -86,17 +88,15 @@ def test_a_tariff_sent_after_one_waiting_for_an_earlier_day_keeps_it(tmp_path: P
     store.close()
 
 
-def test_a_database_from_before_keeps_its_previous_tariff(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
-    publish(store, 3, CURRENT)
-    publish(store, 4, starting(1, version=2))
-    store.close()
-    # The layout of the migration before: the one replaced tariff under `tariff.previous`.
-    conn = sqlite3.connect(tmp_path / "agent.db")
-    with conn:
-        conn.execute("UPDATE caches SET kind = 'tariff.previous' WHERE kind LIKE 'tariff.%'")
-        conn.execute("DELETE FROM migrations WHERE name = 'earlier_tariffs'")
-    conn.close()
+def test_a_database_from_before_keeps_its_previous_tariff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An older agent kept the one tariff replaced under `tariff.previous`.
+    path = tmp_path / "agent.db"
+    database_before(path, "earlier_tariffs", monkeypatch)
+    for kind, version, tariff in (("tariff.previous", 3, CURRENT), ("tariff", 4, starting(1, 2))):
+        payload = encode_tariff(tariff)
+        insert_cache(path, kind, version, hashlib.sha256(payload).digest(), payload, 0)
     store = open_store(tmp_path)
     assert [c.version for c in store.caches.tariffs] == [3, 4]
     assert pricing(store.caches, MORNING_MS) == 3

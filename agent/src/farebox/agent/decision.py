@@ -170,7 +170,7 @@ def decide(
         return verdict.retap(earlier)
     if who.token in caches.stoplist:
         return verdict.deny(Reason.STOPLISTED)
-    if _stale(caches, now.time_ms, policy):
+    if policy.stoplist_stale(caches.stoplist.confirmed_ms, now.time_ms):
         known = any(p.outcome is Outcome.ACCEPT for p in history.taps)
         if policy.stale is StalePolicy.DENY_UNKNOWN and not known:
             return verdict.deny(Reason.STALE_STOPLIST)
@@ -184,11 +184,6 @@ def decide(
 
 def _in_service(config: Mapping[str, object]) -> bool:
     return config.get("in_service", True) is not False
-
-
-def _stale(caches: Caches, time_ms: int, policy: Policy) -> bool:
-    applied = caches.stoplist.applied_ms
-    return applied is None or time_ms - applied > policy.stoplist_max_age_ms
 
 
 def _passback(taps: tuple[PastTap, ...], time_ms: int, location: Location, policy: Policy) -> bool:

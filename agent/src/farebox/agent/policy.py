@@ -78,6 +78,10 @@ class Policy:
     def guards_passback(self) -> bool:
         return self.passback_ms > 0 and self.tap_type is not TapType.OFF
 
+    def stoplist_stale(self, confirmed_ms: int | None, now_ms: int) -> bool:
+        """True if the stoplist was never confirmed current, or not within its maximum age."""
+        return confirmed_ms is None or now_ms - confirmed_ms > self.stoplist_max_age_ms
+
 
 def assess_clock(time_ms: int, offset_ms: int | None, max_drift_ms: int) -> ClockState:
     """How far to trust a reading of the local clock.

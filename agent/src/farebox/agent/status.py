@@ -82,12 +82,15 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
     try:
         held = journal.figures(conn, config.device_id)
         versions: dict[str, object] = {kind.value: None for kind in PackageKind}
-        rows = conn.execute("SELECT kind, version, applied_ms, length(payload) FROM caches")
-        stoplist_applied = None
-        for kind, version, applied_ms, size in rows:
+        rows = conn.execute(
+            "SELECT kind, version, applied_ms, confirmed_ms, length(payload) FROM caches"
+        )
+        stoplist_confirmed = None
+        for kind, version, applied_ms, confirmed_ms, size in rows:
             entry: dict[str, object] = {"version": version, "applied": iso(applied_ms)}
             if kind == PackageKind.STOPLIST.value:
-                stoplist_applied = applied_ms
+                stoplist_confirmed = confirmed_ms
+                entry["confirmed"] = iso(confirmed_ms)
                 entry["tokens"] = size // 8  # one 8-byte key per token
             versions[kind] = entry
     except sqlite3.Error as error:
@@ -95,10 +98,9 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
     finally:
         conn.close()
     policy = config.policy
-    stale = stoplist_applied is None or now_ms - stoplist_applied > policy.stoplist_max_age_ms
     report.update(
         versions=versions,
-        stoplist_stale=stale,
+        stoplist_stale=policy.stoplist_stale(stoplist_confirmed, now_ms),
         journal={
             "head_seq": held.head_seq,
             "acked_seq": held.acked_seq,

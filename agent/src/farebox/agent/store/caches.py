@@ -1,7 +1,9 @@
 """The caches a validator decides from, each versioned and replaced atomically.
 
 One row per kind (stoplist, tariff, issuer keys, device config) holds the newest state:
-its version, the checksum of the whole state, and the payload. A signed package is
+its version, the checksum of the whole state, the payload, when it was applied and when
+the server last confirmed it current (applied, or answered it had nothing newer: a
+stoplist's age counts from that). A signed package is
 verified, applied to a copy in memory, checked against the checksum it names, and only
 then written in one transaction; on any failure the old state stays in force. The
 in-memory `Caches` value is what `decide` reads.
@@ -113,16 +115,22 @@ def load(conn: sqlite3.Connection) -> Caches:
     """The caches in force, as the database holds them."""
     caches, earlier = Caches(), []
     rows = conn.execute(
-        "SELECT kind, version, checksum, payload, applied_ms FROM caches ORDER BY version"
+        "SELECT kind, version, checksum, payload, applied_ms, confirmed_ms FROM caches "
+        "ORDER BY version"
     )
     try:
-        for kind, version, checksum, payload, applied_ms in rows:
+        for kind, version, checksum, payload, applied_ms, confirmed_ms in rows:
             if kind.startswith(EARLIER_TARIFF):
                 earlier.append(Cached(version, decode_tariff(bytes(payload)), applied_ms))
-                continue
-            caches = _with(
-                caches, PackageKind(kind), version, bytes(checksum), bytes(payload), applied_ms
-            )
+            elif kind == PackageKind.STOPLIST.value:
+                index = StoplistIndex.from_bytes(
+                    version, bytes(payload), bytes(checksum), confirmed_ms
+                )
+                caches = replace(caches, stoplist=index)
+            else:
+                caches = _with(
+                    caches, PackageKind(kind), version, bytes(checksum), bytes(payload), applied_ms
+                )
     except (ProtocolError, ValueError) as error:
         raise CacheError(f"a cached package no longer parses: {error}") from None
     return replace(caches, earlier_tariffs=tuple(earlier))
@@ -131,8 +139,7 @@ def load(conn: sqlite3.Connection) -> Caches:
 def _with(
     caches: Caches, kind: PackageKind, version: int, checksum: bytes, payload: bytes, at: int
 ) -> Caches:
-    if kind is PackageKind.STOPLIST:
-        return replace(caches, stoplist=StoplistIndex.from_bytes(version, payload, checksum, at))
+    """`caches` with a whole-state package (any kind but the stoplist) applied at `at`."""
     if kind is PackageKind.TARIFF:
         return replace(caches, tariff=Cached(version, decode_tariff(payload), at))
     if kind is PackageKind.KEYSET:
@@ -201,11 +208,19 @@ def store_package(conn: sqlite3.Connection, prepared: PreparedPackage, now_ms: i
             if package.kind is PackageKind.TARIFF:
                 _store_earlier_tariffs(conn, prepared.base, prepared.caches.earlier_tariffs)
             conn.execute(
-                "INSERT INTO caches (kind, version, checksum, payload, applied_ms) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET "
+                "INSERT INTO caches (kind, version, checksum, payload, applied_ms, confirmed_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind) DO UPDATE SET "
                 "version = excluded.version, checksum = excluded.checksum, "
-                "payload = excluded.payload, applied_ms = excluded.applied_ms",
-                (package.kind.value, package.version, prepared.checksum, prepared.payload, now_ms),
+                "payload = excluded.payload, applied_ms = excluded.applied_ms, "
+                "confirmed_ms = excluded.confirmed_ms",
+                (
+                    package.kind.value,
+                    package.version,
+                    prepared.checksum,
+                    prepared.payload,
+                    now_ms,
+                    now_ms,
+                ),
             )
     except sqlite3.Error as error:
         raise CacheError(f"cannot store {package.kind} {package.version}: {error}") from None
@@ -223,10 +238,31 @@ def _store_earlier_tariffs(
     replaced = base.tariff
     if replaced is not None and replaced.version in keep:
         conn.execute(
-            "INSERT INTO caches (kind, version, checksum, payload, applied_ms) "
-            "SELECT ?, version, checksum, payload, applied_ms FROM caches WHERE kind = ?",
+            "INSERT INTO caches (kind, version, checksum, payload, applied_ms, confirmed_ms) "
+            "SELECT ?, version, checksum, payload, applied_ms, confirmed_ms "
+            "FROM caches WHERE kind = ?",
             (f"{EARLIER_TARIFF}{replaced.version}", PackageKind.TARIFF.value),
         )
+
+
+def confirm_stoplist(conn: sqlite3.Connection, caches: Caches, version: int, now_ms: int) -> Caches:
+    """The server answered at `now_ms` that stoplist `version` is still its latest: store
+    that (the list's age counts from it) and return the caches now in force.
+
+    Nothing changes if no stoplist is held, or another version was applied meanwhile.
+    """
+    held = caches.stoplist
+    if version == 0 or held.version != version:
+        return caches
+    try:
+        with transaction(conn):
+            conn.execute(
+                "UPDATE caches SET confirmed_ms = ? WHERE kind = ?",
+                (now_ms, PackageKind.STOPLIST.value),
+            )
+    except sqlite3.Error as error:
+        raise CacheError(f"cannot store that stoplist {version} is current: {error}") from None
+    return replace(caches, stoplist=replace(held, confirmed_ms=now_ms))
 
 
 def apply_package(

@@ -72,6 +72,13 @@ def _earlier_tariffs(db: sqlite_utils.Database) -> None:
     )
 
 
+def _stoplist_confirmed(db: sqlite_utils.Database) -> None:
+    # When the server last confirmed each state current: applied, or answered that it has
+    # nothing newer. A stoplist's age is counted from it.
+    db.table("caches").add_column("confirmed_ms", int)
+    db.execute("UPDATE caches SET confirmed_ms = applied_ms")
+
+
 Migration = Callable[["sqlite_utils.Database"], None]
 
 MIGRATIONS: tuple[tuple[str, Migration], ...] = (
@@ -80,6 +87,7 @@ MIGRATIONS: tuple[tuple[str, Migration], ...] = (
     ("history", _history),
     ("probe", _probe),
     ("earlier_tariffs", _earlier_tariffs),
+    ("stoplist_confirmed", _stoplist_confirmed),
 )
 
 

@@ -278,6 +278,11 @@ class Store:
         self.caches = caches.store_package(self._conn, prepared, now_ms)
         return self.caches
 
+    def confirm_stoplist(self, version: int, now_ms: int) -> None:
+        """The server answered that stoplist `version` is still its latest (see
+        `caches.confirm_stoplist`)."""
+        self.caches = caches.confirm_stoplist(self._conn, self.caches, version, now_ms)
+
     def verify(self) -> Cursor:
         """Check the whole kept journal against the chain; return its head."""
         return journal.verify(self._conn, self.device)

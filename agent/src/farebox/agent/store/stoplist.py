@@ -29,12 +29,13 @@ def token_key(token: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class StoplistIndex:
-    """A stoplist version: its sorted keys, checksum and when it was applied."""
+    """A stoplist version: its sorted keys, checksum, and when the server last confirmed
+    it current (it was applied then, or the server answered it had nothing newer)."""
 
     version: int = 0
     keys: array[int] = field(default_factory=lambda: array("q"))
     checksum: StoplistChecksum = field(default_factory=StoplistChecksum)
-    applied_ms: int | None = None
+    confirmed_ms: int | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -79,8 +80,8 @@ class StoplistIndex:
 
     @classmethod
     def from_bytes(
-        cls, version: int, data: bytes, checksum: bytes, applied_ms: int
+        cls, version: int, data: bytes, checksum: bytes, confirmed_ms: int | None
     ) -> StoplistIndex:
         keys = array("q")
         keys.frombytes(data)
-        return cls(version, keys, StoplistChecksum(int.from_bytes(checksum, "big")), applied_ms)
+        return cls(version, keys, StoplistChecksum(int.from_bytes(checksum, "big")), confirmed_ms)

@@ -9,6 +9,10 @@ device does not know (the server rotated its key) sends it for the server's endo
 (`GET /v1/package-keys`) first: it trusts each new key a key it trusts has endorsed. A
 delta that does not fit (another base, a checksum mismatch) is answered by asking again
 with `have=0`, for a full package.
+
+A 304 for the stoplist is stored as the time the server last confirmed it current: the
+server changes its version only when a token enters or leaves it, so a list unchanged
+for days is as fresh as the last answer, not as old as its last change.
 """
 
 from __future__ import annotations
@@ -76,7 +80,10 @@ class DownloadLoop:
 
     async def fetch(self, kind: PackageKind, have: int) -> Package | None:
         path = f"/v1/packages/{kind.value}?have={have}"
-        answer = await self.context.call(partial(self.context.client.request, "GET", path))
+        context = self.context
+        answer = await context.call(partial(context.client.request, "GET", path))
+        if answer.status == 304 and kind is PackageKind.STOPLIST:
+            await context.on_store(context.store.confirm_stoplist, have, context.clock())
         if answer.status in (304, 404):
             return None
         if answer.status != 200:
