@@ -7,12 +7,15 @@ tests are made afresh for each).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
+import asyncpg
 import pytest
 
 from farebox.protocol.messages import Ack, decode_message
+from farebox.server.errors import StoreError
 from farebox.server.ledger.store import Session, open_store
 from tests.server.sync.conftest import Device, Server
 from tests.server.sync.test_device_api import batch, count
@@ -71,3 +74,34 @@ async def test_uploads_wait_out_a_stopped_server_and_are_taken_when_it_is_back(
         postgres_cluster.start()
     assert await _acked(device, batch(device, journal[10:])) == 20
     assert await count(server, "SELECT count(*) FROM records") == 20
+
+
+async def test_a_server_taking_no_more_connections_is_a_retryable_refusal(
+    postgres_dsn: str,
+) -> None:
+    # A role allowed one connection: the pool's second is refused by the server, as when
+    # max_connections is reached.
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute("CREATE ROLE one_connection LOGIN CONNECTION LIMIT 1")
+        await admin.execute("GRANT ALL ON SCHEMA public TO one_connection")
+    finally:
+        await admin.close()
+    store = await open_store(postgres_dsn.replace("//farebox@", "//one_connection@"))
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(session: Session) -> None:
+        holding.set()
+        await release.wait()
+
+    try:
+        first = asyncio.create_task(store.run(hold))
+        await holding.wait()
+        with pytest.raises(StoreError, match=r"cannot be reached.*too many connections"):
+            await store.run(_one)
+        release.set()
+        await first
+        assert await store.run(_one) == 1  # the held connection serves again
+    finally:
+        release.set()
+        await store.close()

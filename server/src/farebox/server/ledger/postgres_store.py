@@ -41,13 +41,15 @@ P = ParamSpec("P")
 RETRIES = 5
 CONNECT_S = 10
 """How long a connection may take to open; asyncpg's own default is a minute."""
-# The server went away: it restarted, failed over or stopped, or the network broke.
+# The server went away (it restarted, failed over or stopped, or the network broke), or
+# takes no more connections (max_connections, or the role's connection limit).
 _LOST = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
 )
 # What a pooled connection that the server closed while it was idle can raise when it is
 # next asked to begin, before the pool has noticed: nothing was asked of it yet.
