@@ -18,6 +18,10 @@ from farebox.protocol.chain import Cursor, verify_segment
 from farebox.protocol.errors import ProtocolError
 from farebox.protocol.records import EncodedRecord, Record
 
+# The largest clock offset kept: a century sets right an RTC that fell back to 1970. A
+# larger one is a server's fault; kept, it would judge every tap by a wrong clock.
+MAX_CLOCK_OFFSET_MS = 100 * 365 * 86_400_000
+
 
 def head(conn: sqlite3.Connection, device: str) -> Cursor:
     """The newest record's seq and hash, or the genesis cursor of an empty journal."""
@@ -136,9 +140,17 @@ def figures(conn: sqlite3.Connection, device: str) -> Figures:
         oldest_unacked_ms=None if oldest is None else int(oldest),
         kept=int(kept),
         last_sync_ms=None if last_sync is None else int(last_sync),
-        clock_offset_ms=None if offset is None else int(offset),
+        clock_offset_ms=_plausible_offset(offset),
         size_bytes=int(pages) * int(size),
     )
+
+
+def _plausible_offset(held: str | None) -> int | None:
+    if held is None:
+        return None
+    # A database written before offsets were bounded may hold one that is not.
+    offset = int(held)
+    return offset if abs(offset) <= MAX_CLOCK_OFFSET_MS else None
 
 
 def verify(conn: sqlite3.Connection, device: str) -> Cursor:

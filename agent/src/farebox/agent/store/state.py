@@ -295,10 +295,12 @@ class Store:
             raise StoreError(f"cannot read the journal's figures: {error}") from None
 
     def clock_offset_ms(self) -> int | None:
-        """The server's clock minus ours as last measured by a sync, if ever."""
+        """The server's clock minus ours as last measured by a sync, if ever (and plausible)."""
         return self.figures().clock_offset_ms
 
     def set_clock_offset_ms(self, offset_ms: int) -> None:
+        if abs(offset_ms) > journal.MAX_CLOCK_OFFSET_MS:
+            raise StoreError(f"a clock offset of {offset_ms} ms cannot be right; not kept")
         try:
             with transaction(self._conn):
                 write_meta(self._conn, "clock_offset_ms", str(offset_ms))

@@ -3,9 +3,11 @@
 Every request is signed (docs/protocol.md, section 7) with a fresh 16-byte nonce and the
 device's time corrected by the estimated offset, so a device whose clock drifted still
 gets in once it has heard the server. Each answer's `Farebox-Server-Time` updates that
-estimate: the server's time minus the midpoint of sending and receiving. Answers are
-turned into the errors of farebox.agent.errors by what the device must do about them
-(section 8): retry later, send less, stop syncing, or halt uploads.
+estimate: the server's time minus the midpoint of sending and receiving, if that time
+could be now (`server_offset`). A server time that cannot be right is not believed: it
+would have every tap judged by a wrong clock, and could leave requests unsignable.
+Answers are turned into the errors of farebox.agent.errors by what the device must do
+about them (section 8): retry later, send less, stop syncing, or halt uploads.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from farebox.agent.errors import (
     ServerRejectedError,
     ServerUnavailableError,
 )
+from farebox.agent.policy import EARLIEST_PLAUSIBLE_MS
+from farebox.agent.store.journal import MAX_CLOCK_OFFSET_MS
 from farebox.protocol.auth import HEADER_SERVER_TIME, NONCE_SIZE, sign_request
 from farebox.protocol.keys import SigningKey
+from farebox.protocol.records import MAX_TIME_MS
 
 log = logging.getLogger(__name__)
 CBOR = "application/cbor"
@@ -46,6 +51,19 @@ class Answer:
 def estimate_offset(sent_ms: int, received_ms: int, server_ms: int) -> int:
     """The server's clock minus ours, taking the server to have answered mid-way."""
     return server_ms - (sent_ms + received_ms) // 2
+
+
+def server_offset(header: str, sent_ms: int, received_ms: int) -> int | None:
+    """The offset a `Farebox-Server-Time` value gives, or None if that time cannot be now:
+    not decimal, before 2024 (as for our own clock), past the protocol's time bound, or
+    more than MAX_CLOCK_OFFSET_MS from our clock."""
+    if not (header.isascii() and header.isdigit()) or len(header) > len(str(MAX_TIME_MS)):
+        return None
+    server_ms = int(header)
+    if not EARLIEST_PLAUSIBLE_MS <= server_ms <= MAX_TIME_MS:
+        return None
+    offset = estimate_offset(sent_ms, received_ms, server_ms)
+    return offset if abs(offset) <= MAX_CLOCK_OFFSET_MS else None
 
 
 def signed_path(base: str, path: str) -> str:
@@ -98,7 +116,7 @@ class DeviceClient:
             method,
             signed_path(self.base, path),
             body,
-            time_ms=sent + self.offset_ms,
+            time_ms=self._corrected(sent),
             nonce=secrets.token_bytes(NONCE_SIZE),
         )
         headers = proof.headers()
@@ -113,8 +131,13 @@ class DeviceClient:
             raise ServerUnavailableError(
                 f"{method} {path}: {type(error).__name__}: {error}"
             ) from None
-        if server_time.isascii() and server_time.isdigit():
-            await self._measured(estimate_offset(sent, self.clock(), int(server_time)))
+        offset = server_offset(server_time, sent, self.clock())
+        if offset is not None:
+            await self._measured(offset)
+        elif server_time:
+            log.warning(
+                "%s %s: ignoring server time %.40r: it cannot be now", method, path, server_time
+            )
         code = problem_code(content_type, data)
         where = f"{method} {path} answered {status}" + (f" {code}" if code else "")
         if status == 401:
@@ -128,6 +151,12 @@ class DeviceClient:
         if status >= 400 and status not in (404, 409):
             raise ServerRejectedError(where)  # 400 malformed or unsupported_version, above all
         return Answer(status, data, code)
+
+    def _corrected(self, now_ms: int) -> int:
+        """Our time corrected by the offset; our own if our clock has jumped so far since
+        the offset was measured that the sum is no time at all (the answer measures it)."""
+        corrected = now_ms + self.offset_ms
+        return corrected if 0 <= corrected <= MAX_TIME_MS else now_ms
 
     async def _measured(self, offset_ms: int) -> None:
         self.offset_ms = offset_ms

@@ -4,22 +4,22 @@ Started by the runtime as a background task once the device is enrolled; it stop
 the runtime's stop event is set (SIGTERM), or by itself when the server refuses the
 device (unknown, revoked). An upload cut short by a stop loses nothing: the records stay
 unacknowledged in the journal and go again at the next start, where the server answers
-them with the same ack. A loop that fails unexpectedly is logged and started again after
-a pause, so a bug in the sync never takes the validator out of service.
+them with the same ack. A loop that fails unexpectedly, with any exception at all, is
+logged, noted in `status` and started again after `retry_max_s`: a bug in the sync never
+takes the validator out of service, and never ends the sync unseen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 
-from farebox.agent.errors import AgentError, DeviceRefusedError, StoreError
+from farebox.agent.errors import DeviceRefusedError, StoreError
 from farebox.agent.store.state import Store
 from farebox.agent.sync.client import DeviceClient
 from farebox.agent.sync.context import OnStore, SyncContext
@@ -29,7 +29,6 @@ from farebox.agent.sync.heartbeat import HeartbeatLoop
 from farebox.agent.sync.report import Reporter
 from farebox.agent.sync.settings import SyncConfig
 from farebox.agent.sync.upload import UploadLoop
-from farebox.protocol.errors import ProtocolError
 from farebox.protocol.keys import SigningKey
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ async def _guarded(context: SyncContext, loop: Callable[[], Awaitable[None]]) ->
             return
         except DeviceRefusedError as error:
             context.refuse(error)
-        except (AgentError, ProtocolError, sqlite3.Error, OSError) as error:
+        except Exception as error:  # any bug: it must not end the sync unseen
             log.exception("sync loop failed; starting it again")
             context.reporter.error(f"{type(error).__name__}: {error}")
             await context.pause(context.config.retry_max_s)
