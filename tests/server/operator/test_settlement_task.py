@@ -83,8 +83,27 @@ async def test_a_late_tap_for_a_closed_day_is_re_settled_in_the_background(
 async def test_a_failing_round_is_logged_and_the_next_one_settles(
     operator: Operator, device: Device, caplog: pytest.LogCaptureFixture
 ) -> None:
+    await operator.call("POST", "/api/v1/tariffs", data=TARIFF.read_text("utf-8"), expect=201)
+    # A damaged store: a tariff package that no longer decodes fails every round.
+    damaged = "INSERT INTO packages (kind, version, body, created_ms) VALUES ($1, 2, $2, 0)"
+    await operator.store.run(lambda session: session.execute(damaged, "tariff", b"damaged"))
+    operator.clock.now_ms = at(3, "04:00")
+    await rides(device, at(2, "07:00"), 1)
+    for _ in range(200):
+        if "fare-day settlement round failed" in caplog.text:
+            break
+        await asyncio.sleep(SETTLE_EVERY_S)
+    assert "fare-day settlement round failed" in caplog.text
+    repair = "DELETE FROM packages WHERE kind = $1 AND version = 2"
+    await operator.store.run(lambda session: session.execute(repair, "tariff"))
+    await settled_revision(operator, 1)
+
+
+async def test_a_day_a_tariff_of_other_fare_days_rates_waits_for_a_corrected_one(
+    operator: Operator, device: Device, caplog: pytest.LogCaptureFixture
+) -> None:
     # A tariff whose fare days are not the ledger's cannot rate a day (the operator API
-    # refuses to publish one; the store takes it from here to show the task survives).
+    # refuses to publish one; the store takes it from here): the day is parked.
     elsewhere = load_tariff(TARIFF.read_text("utf-8").replace("Asia/Almaty", "Asia/Bishkek"))
     payload, now = encode_tariff(elsewhere), operator.clock()
     await operator.store.run(
@@ -93,12 +112,33 @@ async def test_a_failing_round_is_logged_and_the_next_one_settles(
     operator.clock.now_ms = at(3, "04:00")
     await rides(device, at(2, "07:00"), 1)
     for _ in range(200):
-        if "fare-day settlement round failed" in caplog.text:
+        if "cannot be rated, parked" in caplog.text:
             break
         await asyncio.sleep(SETTLE_EVERY_S)
     assert "differ from the ledger's" in caplog.text
-    await operator.call("POST", "/api/v1/tariffs", data=TARIFF.read_text("utf-8"), expect=201)
+    # The corrected tariff, a version later, is in force from the same day.
+    corrected = TARIFF.read_text("utf-8").replace("version = 1", "version = 2")
+    await operator.call("POST", "/api/v1/tariffs", data=corrected, expect=201)
     await settled_revision(operator, 1)
+
+
+async def test_a_tariff_published_ahead_of_its_day_prices_none_of_the_days_before_it(
+    operator: Operator, device: Device
+) -> None:
+    bus_ride = 'id = "bus-ride"\nname = "Bus ride"\namount = "200"'
+    text = TARIFF.read_text("utf-8")
+    april = (
+        text.replace("version = 1", "version = 2")
+        .replace("2026-01-01T03:00:00+05:00", "2026-04-01T03:00:00+05:00")
+        .replace(bus_ride, bus_ride.replace('"200"', '"250"'))
+    )
+    assert april.count('amount = "250"') == 2  # the bus ride's, beside the metro ride's
+    for published in (text, april):
+        await operator.call("POST", "/api/v1/tariffs", data=published, expect=201)
+    operator.clock.now_ms = at(3, "04:00")
+    await rides(device, at(2, "07:00"), 2)  # 200 KZT each, as the validator charged
+    await settled_revision(operator, 1)
+    assert (await operator.call("GET", f"/api/v1/accounts/{TOKEN}"))["balance"] == -40000
 
 
 async def test_a_day_the_tariff_cannot_rate_is_parked_and_counted_while_the_others_settle(

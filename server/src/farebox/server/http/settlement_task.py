@@ -1,11 +1,12 @@
 """The settlement task: closed fare days are settled in the background, every few minutes.
 
-Each round loads the newest published tariff (the one validators quote with), makes the
-ledger's rater from it and settles every closed fare day that is due: days never settled,
-and days that a late tap or a reversal changed since their last settlement (ARCHITECTURE
-section 8). A day the tariff cannot rate is parked, logged, and left out until a tap, a
-reversal or a newer tariff package could change that; the package's version numbers the
-rules it was parked under. Several server processes may run it over one PostgreSQL: each
+Each round loads every published tariff, makes the ledger's rater from them (each tap is
+priced by the tariff in force at its time, as the validator that took it chose) and
+settles every closed fare day that is due: days never settled, and days that a late tap
+or a reversal changed since their last settlement (ARCHITECTURE section 8). A day that
+cannot be rated is parked, logged, and left out until a tap, a reversal or a newer tariff
+package could change that; the newest package's version numbers the rules it was parked
+under. Several server processes may run it over one PostgreSQL: each
 settlement claims the day's next revision, so only one of them posts it.
 """
 
@@ -18,8 +19,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from farebox.protocol.packages import PackageKind
-from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.server.http.state import LEDGER, METRICS, SETTINGS, STORE
 from farebox.server.ledger.book import Settled
 from farebox.server.ledger.tariff_rater import TariffRater
@@ -32,16 +31,17 @@ CALLS_PER_ROUND = 100
 
 
 async def settle_due_days(app: web.Application) -> Settled:
-    """Settle the closed fare days that are due with the published tariff; say how many
+    """Settle the closed fare days that are due with the published tariffs; say how many
     were settled and how many parked."""
     ledger = app[LEDGER]
-    package = await app[STORE].run(publishing.latest, PackageKind.TARIFF)
-    if package is None:
+    published = await app[STORE].run(publishing.published_tariffs)
+    if not published:
         return Settled(0)  # nothing to rate with: the days stay due until a tariff is published
-    rater = TariffRater.matching(decode_tariff(package.payload), ledger.policy)
+    rules = published[-1][0]
+    rater = TariffRater(tuple(tariff for _, tariff in published), ledger.policy)
     settled = parked = 0
     for _ in range(CALLS_PER_ROUND):
-        page = await ledger.settle_due(rater, limit=DAYS_PER_CALL, rules=package.version)
+        page = await ledger.settle_due(rater, limit=DAYS_PER_CALL, rules=rules)
         settled, parked = settled + page.settled, parked + page.parked
         if page.settled + page.parked < DAYS_PER_CALL:
             break
@@ -55,8 +55,8 @@ async def _rounds(app: web.Application) -> None:
         try:
             done = await settle_due_days(app)
         except Exception:
-            # A round that fails (the store away, a tariff whose fare days are not the
-            # ledger's) is logged and tried again next round; the task must outlive it.
+            # A round that fails (the store away, a stored tariff that no longer decodes)
+            # is logged and tried again next round; the task must outlive it.
             log.exception("fare-day settlement round failed")
             continue
         app[METRICS].settled_days += done.settled

@@ -29,6 +29,8 @@ from farebox.protocol.packages import (
     sign_package,
 )
 from farebox.protocol.stoplist import StoplistChange, encode_stoplist_change
+from farebox.protocol.tariffs.tariff import Tariff
+from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.server.ledger import reads
 from farebox.server.ledger.store import Session
 from farebox.server.sync.errors import NoPackageError
@@ -112,6 +114,16 @@ async def latest(session: Session, kind: PackageKind) -> Package | None:
         "SELECT body FROM packages WHERE kind = $1 ORDER BY version DESC LIMIT 1", kind.value
     )
     return decode_package(bytes(rows[0][0])) if rows else None
+
+
+async def published_tariffs(session: Session) -> list[tuple[int, Tariff]]:
+    """Every published tariff with its package version, oldest first, as validators hold
+    them: settlement prices each tap with the one in force at its time."""
+    rows = await session.fetch(
+        "SELECT version, body FROM packages WHERE kind = $1 ORDER BY version",
+        PackageKind.TARIFF.value,
+    )
+    return [(version, decode_tariff(decode_package(bytes(body)).payload)) for version, body in rows]
 
 
 async def config_package(session: Session, now_ms: int) -> Package:
