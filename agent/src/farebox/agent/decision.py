@@ -194,23 +194,30 @@ def _passback(taps: tuple[PastTap, ...], time_ms: int, location: Location, polic
     """
     if not policy.guards_passback:
         return False
-    for past in reversed(taps):
-        if time_ms - past.time_ms >= policy.passback_ms:
-            return False
-        if (
-            past.outcome is Outcome.ACCEPT
-            and past.tap_type is policy.tap_type
-            and past.location.stop == location.stop
-        ):
-            return True
-    return False
+    return any(
+        _within(past, time_ms, policy.passback_ms)
+        and past.outcome is Outcome.ACCEPT
+        and past.tap_type is policy.tap_type
+        and past.location.stop == location.stop
+        for past in taps
+    )
 
 
 def _retap(taps: tuple[PastTap, ...], time_ms: int, policy: Policy) -> PastTap | None:
     """The earlier decision a tap inside the re-tap window repeats."""
-    if taps and 0 <= time_ms - taps[-1].time_ms < policy.retap_window_ms:
+    if taps and _within(taps[-1], time_ms, policy.retap_window_ms):
         return taps[-1]
     return None
+
+
+def _within(past: PastTap, time_ms: int, window_ms: int) -> bool:
+    """True if `past` was stamped in the `window_ms` before `time_ms`.
+
+    A tap stamped later than this one was stamped by a clock since stepped back (NTP
+    correcting a fast clock): its time says nothing of how long ago it was, so it neither
+    holds a rider back by anti-passback nor is repeated as a re-tap.
+    """
+    return 0 <= time_ms - past.time_ms < window_ms
 
 
 def _priced(
