@@ -55,6 +55,7 @@ async def test_a_ticket_noted_by_an_upload_still_in_flight_is_an_alert_not_an_er
     assert status == 200, answer
 
     async def alerts(session: Session) -> list[tuple[object, ...]]:
-        return await session.fetch("SELECT token, device, first_device FROM ticket_alerts")
+        rows = await session.fetch("SELECT token, device, first_device FROM ticket_alerts")
+        return [tuple(row) for row in rows]
 
     assert await server.store.run(alerts) == [(TICKET, device.id, "gate-3")]

@@ -1,0 +1,20 @@
+"""A package request's kind and version: anything but a kind and a 64-bit version in ASCII
+digits is a 400, never a 500 or a misleading answer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.server.sync.conftest import Device
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["stoplist?have=-1", "stoplist?have=%D9%A3", "stoplist?have=%203",
+     "stoplist?have=99999999999999999999", "stoplist?have=9223372036854775808", "tram?have=0"],
+)  # fmt: skip
+async def test_a_malformed_package_request_is_a_400(device: Device, query: str) -> None:
+    status, body, _ = await device.request("GET", f"/v1/packages/{query}")
+    assert (status, json.loads(body)["code"]) == (400, "malformed")
