@@ -116,7 +116,8 @@ async def _ask(server: str, body: bytes, timeout_s: float) -> Enrollment:
         code = problem_code(content_type, data)
         if status == 403:
             raise EnrollmentError(
-                f"the server refused the token ({code or status}): unknown, used or expired"
+                f"the server refused the token ({code or status}): unknown, expired, or used by"
+                " another key or a revoked device"
             )
         raise EnrollmentError(f"POST {url} answered {status}" + (f" {code}" if code else ""))
     try:
