@@ -31,7 +31,7 @@ from farebox.server.http.state import Settings
 from farebox.server.ledger.book import Ledger, wall_clock_ms
 from farebox.server.ledger.top_up_policy import TopUpPolicy
 from farebox.server.sync import devices, publishing
-from farebox.server.sync.ingest import Books, Carriers
+from farebox.server.tap_commands import books_of
 
 log = logging.getLogger(__name__)
 ENROLLMENT_TTL_HOURS = 24
@@ -54,10 +54,9 @@ def _redacted(url: str) -> str:
 
 async def serve(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     host, port = args.listen
-    carriers = Carriers(default=env.setting(env.FAREBOX_CARRIER))
     settings = Settings(
         db=ledger.store.url,
-        books=Books(ledger.policy, ledger.credit_limit, carriers),
+        books=books_of(ledger),
         operator_token=env.setting(env.FAREBOX_OPERATOR_TOKEN) or None,
         settle_every_s=float(env.setting(env.FAREBOX_SETTLE_EVERY_S)),
         top_ups=TopUpPolicy.from_environment(),
