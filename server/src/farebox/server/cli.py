@@ -30,8 +30,8 @@ from farebox.server.ledger.stoplist import OPERATOR_REASONS, BlockReason
 from farebox.server.ledger.store import open_store
 from farebox.server.ledger.top_up_policy import TopUpPolicy
 from farebox.server.sync_commands import add_sync_commands
-from farebox.server.tariff_commands import add_tariff_commands
 from farebox.server.tap_commands import add_tap_commands
+from farebox.server.tariff_commands import add_tariff_commands
 from farebox.server.ticket_commands import add_ticket_commands
 
 Handler = Callable[[argparse.Namespace, Ledger, TextIO], Awaitable[int]]
@@ -217,8 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True)
     add_ledger_commands(commands)
     add_sync_commands(commands, _db_option())
-    add_tariff_commands(commands, _db_option())
     add_tap_commands(commands, _db_option())
+    add_tariff_commands(commands, _db_option())
     add_ticket_commands(commands)
     return parser
 
