@@ -68,6 +68,7 @@ async def test_metrics_parse_and_count_batches_taps_refusals_and_gauges(
     assert samples['farebox_refusals_total{reason="gap"}'] == 1
     assert samples['farebox_refusals_total{reason="unsigned"}'] == 1
     assert samples["farebox_stoplist_size"] == 1  # the rider went below zero
+    assert samples["farebox_taps_set_aside"] == 0
     assert samples[f'farebox_device_lag_seconds{{device="{device.id}"}}'] == 30
 
 

@@ -80,6 +80,8 @@ async def test_a_tap_the_ledger_cannot_name_is_set_aside_and_the_chain_goes_on(
     (aside,) = await server.store.run(set_aside_taps, 10)
     assert aside[:2] == (device.id, 2)
     assert "route" in aside[2]
+    async with device.http.get(f"{server.url}metrics") as response:
+        assert "\nfarebox_taps_set_aside 1\n" in await response.text()
     later = journal(device.id, [("nfc:04", "12")], Cursor(3, first[-1].digest))
     assert await acked(device, later) == 4
     assert await count(server, FARES) == 3

@@ -2,9 +2,9 @@
 
 One `Metrics` object lives on each application's state, so two apps in one process (the
 tests run many) never share counts. The ingest and authentication paths count into it;
-gauges that the books already know (stoplist size, parked fare days, device lag, journal
-depth) are read from the store when `/metrics` is scraped, so every server process
-sharing one PostgreSQL reports the same values for them.
+gauges that the books already know (stoplist size, parked fare days, taps set aside,
+device lag, journal depth) are read from the store when `/metrics` is scraped, so every
+server process sharing one PostgreSQL reports the same values for them.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from farebox.server.sync.ingest import Ingested
 from farebox.server.sync.reports import SyncLag
@@ -43,6 +44,16 @@ class Histogram:
         yield f"{name}_count {total}"
 
 
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """What the books know, read from the store at each scrape."""
+
+    stoplist_size: int
+    parked_days: int
+    taps_set_aside: int
+    lags: Sequence[SyncLag]
+
+
 class Metrics:
     """Counts of one server process since it started."""
 
@@ -69,8 +80,9 @@ class Metrics:
         """A device request refused, by its problem code (401 codes, malformed bodies)."""
         self.refusals[code] += 1
 
-    def render(self, stoplist_size: int, parked_days: int, lags: Sequence[SyncLag]) -> str:
+    def render(self, gauges: Gauges) -> str:
         """The exposition text, with the gauges read from the store for this scrape."""
+        lags = gauges.lags
         lines: list[str] = []
 
         def family(name: str, kind: str, help_text: str, samples: Iterable[str]) -> None:
@@ -112,12 +124,17 @@ class Metrics:
         )  # fmt: skip
         family(
             "farebox_stoplist_size", "gauge", "Tokens on the stoplist.",
-            [f"farebox_stoplist_size {stoplist_size}"],
+            [f"farebox_stoplist_size {gauges.stoplist_size}"],
         )  # fmt: skip
         family(
             "farebox_parked_fare_days", "gauge",
             "Rider fare days settlement could not rate, parked until a tap or tariff changes them.",
-            [f"farebox_parked_fare_days {parked_days}"],
+            [f"farebox_parked_fare_days {gauges.parked_days}"],
+        )  # fmt: skip
+        family(
+            "farebox_taps_set_aside", "gauge",
+            "Accepted taps stored but not posted, until taps repost posts them.",
+            [f"farebox_taps_set_aside {gauges.taps_set_aside}"],
         )  # fmt: skip
         family(
             "farebox_device_lag_seconds", "gauge",

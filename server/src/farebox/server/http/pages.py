@@ -13,11 +13,11 @@ from importlib.resources import files
 from aiohttp import web
 
 from farebox.server.http import openapi
-from farebox.server.http.metrics import CONTENT_TYPE
+from farebox.server.http.metrics import CONTENT_TYPE, Gauges
 from farebox.server.http.state import METRICS, SETTINGS, STORE
 from farebox.server.ledger import parking, reads
 from farebox.server.ledger.store import Session
-from farebox.server.sync import reports
+from farebox.server.sync import ingest, reports
 
 
 @functools.cache
@@ -34,16 +34,20 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    size, parked, lags = await request.app[STORE].run(_gauges, request.app[SETTINGS].clock())
-    text = request.app[METRICS].render(size, parked, lags)
+    gauges = await request.app[STORE].run(_gauges, request.app[SETTINGS].clock())
+    text = request.app[METRICS].render(gauges)
     # aiohttp refuses a charset inside content_type, so the header is set whole.
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
-async def _gauges(session: Session, now_ms: int) -> tuple[int, int, list[reports.SyncLag]]:
-    """The stoplist's size, the parked fare days and each device's sync lag at `now_ms`."""
-    size, parked = await reads.stoplist_size(session), await parking.parked_days(session)
-    return size, parked, reports.sync_lag(await reports.device_statuses(session), now_ms)
+async def _gauges(session: Session, now_ms: int) -> Gauges:
+    lags = reports.sync_lag(await reports.device_statuses(session), now_ms)
+    return Gauges(
+        await reads.stoplist_size(session),
+        await parking.parked_days(session),
+        await ingest.set_aside_count(session),
+        lags,
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -351,6 +351,11 @@ async def set_aside_taps(session: Session, limit: int) -> list[SetAside]:
     return [(str(device), int(seq), str(reason), int(noted)) for device, seq, reason, noted in rows]
 
 
+async def set_aside_count(session: Session) -> int:
+    ((count,),) = await session.fetch("SELECT count(*) FROM unposted_taps")
+    return int(count)
+
+
 async def repost(
     store: Store, books: Books, known: KnownAccounts, now_ms: int, device: str | None = None
 ) -> tuple[int, int]:
