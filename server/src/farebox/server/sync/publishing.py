@@ -2,9 +2,10 @@
 
 Whole-state kinds (tariff, keyset, config) are published by an operator: each
 publication is the next version, signed once and kept. The stoplist is the ledger's, so
-its packages are made on request: a delta from the version the device holds when that
-version is known and the delta is smaller than the list, else the whole list. The last
-whole list made is kept (`Snapshots`) for the devices that ask for the same version next.
+its packages are made on request: a delta from the version the device holds when fewer
+versions (one change each) separate it from the head than the list holds tokens, else the
+whole list. The last whole list made is kept (`Snapshots`) for the devices that ask for
+the same version next.
 Every package names the checksum of the whole state after applying it.
 
 The package keys live in the database, so that several server processes sign alike; the
@@ -157,17 +158,18 @@ async def stoplist_package(
     if have == head.version:
         return None
     key = await signing_key(session, now_ms)
-    if 0 < have < head.version:
+    # Each version is one change, so a delta holds at most head - have tokens: from as
+    # many versions as the list holds tokens, the whole list is the smaller package, and
+    # it is sent without reading the changes (a million of them took 3.7 s and 335 MB).
+    if 0 < have < head.version and head.version - have < await reads.stoplist_size(session):
         delta = await reads.stoplist_delta(session, have)
-        size = await reads.stoplist_size(session)
-        if len(delta.added) + len(delta.removed) < size:
-            change = StoplistChange(
-                full=False, added=frozenset(delta.added), removed=frozenset(delta.removed)
-            )
-            return sign_package(
-                PackageKind.STOPLIST, head.version, have, head.checksum,
-                encode_stoplist_change(change), key,
-            )  # fmt: skip
+        change = StoplistChange(
+            full=False, added=frozenset(delta.added), removed=frozenset(delta.removed)
+        )
+        return sign_package(
+            PackageKind.STOPLIST, head.version, have, head.checksum,
+            encode_stoplist_change(change), key,
+        )  # fmt: skip
     kept = snapshots.find(head.version, key.key_id)
     if kept is not None:
         return kept
