@@ -7,7 +7,11 @@ import json
 
 import pytest
 
-from tests.server.sync.conftest import Device
+from farebox.protocol.packages import decode_package
+from farebox.server.ledger.book import Ledger
+from farebox.server.ledger.stoplist import BlockReason
+from tests.server.conftest import ALMATY
+from tests.server.sync.conftest import Device, Server
 
 
 @pytest.mark.parametrize(
@@ -18,3 +22,16 @@ from tests.server.sync.conftest import Device
 async def test_a_malformed_package_request_is_a_400(device: Device, query: str) -> None:
     status, body, _ = await device.request("GET", f"/v1/packages/{query}")
     assert (status, json.loads(body)["code"]) == (400, "malformed")
+
+
+async def test_a_version_the_server_never_published_gets_the_list_it_has(
+    server: Server, device: Device
+) -> None:
+    largest = "/v1/packages/stoplist?have=9223372036854775807"
+    status, body, _ = await device.request("GET", largest)
+    assert (status, json.loads(body)["code"]) == (404, "no_package")  # no list yet
+    await Ledger(server.store, ALMATY).block("nfc:01", BlockReason.LOST)
+    status, body, _ = await device.request("GET", largest)
+    assert status == 200
+    package = decode_package(body)
+    assert (package.version, package.is_delta) == (1, False)

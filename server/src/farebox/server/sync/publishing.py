@@ -157,6 +157,8 @@ async def stoplist_package(
     head = await reads.stoplist_head(session)
     if have == head.version:
         return None
+    if head.version == 0:  # a device claims a version of a list that has none yet
+        raise NoPackageError("no stoplist version is published yet", "no_package")
     key = await signing_key(session, now_ms)
     # Each version is one change, so a delta holds at most head - have tokens: from as
     # many versions as the list holds tokens, the whole list is the smaller package, and
