@@ -60,12 +60,8 @@ from farebox.server.ledger import writes
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.store import Session, Store, open_store
 from farebox.server.sync import devices
-from farebox.server.sync.ingest import (
-    RECORD_COLUMNS,
-    Books,
-    fare_posting,
-    record_rows,
-)
+from farebox.server.sync.fares import Books, fare_posting
+from farebox.server.sync.ingest import RECORD_COLUMNS, record_rows
 from tests.support.postgres import server_bin_dir, throwaway_cluster
 
 BATCH = SyncConfig().max_batch_records

@@ -15,7 +15,7 @@ from farebox.protocol.messages import Batch, encode_message
 from farebox.protocol.records import ClockState, EncodedRecord, Record, Tap
 from farebox.server.http.app import create_app
 from farebox.server.http.state import STORE, Settings
-from farebox.server.sync.ingest import Books
+from farebox.server.sync.fares import Books
 from tests.server.conftest import ALMATY, Clock
 from tests.server.sync.conftest import Device, Server, device, http
 from tests.support.records import ROUTE_12

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from farebox.server.http.app import create_app
 from farebox.server.http.openapi import OPERATOR_PATHS
 from farebox.server.http.state import Settings
-from farebox.server.sync.ingest import Books
+from farebox.server.sync.fares import Books
 from tests.server.conftest import ALMATY, Clock
 from tests.server.operator.conftest import TOKEN, Operator
 from tests.server.sync.conftest import Device

@@ -7,7 +7,7 @@ import json
 from farebox.server.http.app import create_app
 from farebox.server.http.openapi import document
 from farebox.server.http.state import Settings
-from farebox.server.sync.ingest import Books
+from farebox.server.sync.fares import Books
 from tests.server.conftest import ALMATY
 from tests.server.operator.conftest import Operator
 

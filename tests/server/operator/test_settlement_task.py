@@ -16,7 +16,7 @@ from farebox.server.http.state import Settings
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.store import Session
 from farebox.server.sync import publishing
-from farebox.server.sync.ingest import Books
+from farebox.server.sync.fares import Books
 from tests.server.conftest import ALMATY
 from tests.server.helpers import at, tap
 from tests.server.operator.conftest import SETTLE_EVERY_S, Operator, records, sync

@@ -22,7 +22,7 @@ from farebox.server.ledger.accounts import Channel
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.posting import TopUp
 from farebox.server.ledger.top_up_policy import MAX_TOP_UP, TopUpPolicy
-from farebox.server.sync.ingest import Books
+from farebox.server.sync.fares import Books
 from tests.server.conftest import ALMATY, Clock
 from tests.server.operator.conftest import TOKEN, Operator
 

@@ -25,7 +25,7 @@ from farebox.server.http.app import create_app
 from farebox.server.http.state import STORE, Settings
 from farebox.server.ledger.store import Store
 from farebox.server.sync import devices
-from farebox.server.sync.ingest import Books
+from farebox.server.sync.fares import Books
 from tests.server.conftest import ALMATY, Clock
 
 CBOR = {"Content-Type": "application/cbor"}

@@ -28,7 +28,9 @@ from farebox.server.ledger.posting import TopUp
 from farebox.server.ledger.store import Session, Store, open_store
 from farebox.server.sync import devices
 from farebox.server.sync.devices import Nonce
-from farebox.server.sync.ingest import Books, Carriers, ingest, repost, set_aside_taps
+from farebox.server.sync.fares import Books, Carriers
+from farebox.server.sync.ingest import ingest
+from farebox.server.sync.set_aside import repost, set_aside_taps
 from tests.server.conftest import ALMATY
 from tests.server.sync.conftest import Device, Server
 from tests.server.sync.test_device_api import batch, count

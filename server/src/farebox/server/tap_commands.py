@@ -16,7 +16,8 @@ from typing import TextIO
 from farebox.server import environment as env
 from farebox.server.ledger.accounts import KnownAccounts
 from farebox.server.ledger.book import Ledger, wall_clock_ms
-from farebox.server.sync.ingest import Books, Carriers, repost, set_aside_taps
+from farebox.server.sync.fares import Books, Carriers
+from farebox.server.sync.set_aside import repost, set_aside_taps
 
 LISTED = 1000
 

@@ -17,7 +17,7 @@ from farebox.server.http.metrics import CONTENT_TYPE, Gauges
 from farebox.server.http.state import METRICS, SETTINGS, STORE
 from farebox.server.ledger import parking, reads
 from farebox.server.ledger.store import Session
-from farebox.server.sync import ingest, reports
+from farebox.server.sync import reports, set_aside
 
 
 @functools.cache
@@ -45,7 +45,7 @@ async def _gauges(session: Session, now_ms: int) -> Gauges:
     return Gauges(
         await reads.stoplist_size(session),
         await parking.parked_days(session),
-        await ingest.set_aside_count(session),
+        await set_aside.set_aside_count(session),
         lags,
     )
 

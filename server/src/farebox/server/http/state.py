@@ -14,7 +14,7 @@ from farebox.server.http.metrics import Metrics
 from farebox.server.ledger.book import Ledger, wall_clock_ms
 from farebox.server.ledger.store import Store
 from farebox.server.ledger.top_up_policy import TopUpPolicy
-from farebox.server.sync.ingest import Books
+from farebox.server.sync.fares import Books
 from farebox.server.sync.publishing import Snapshots
 
 MAX_BODY_BYTES = 8 * 1024 * 1024

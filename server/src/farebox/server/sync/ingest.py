@@ -11,48 +11,25 @@ with the device's cursor in the answer so that it knows where to resume.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from operator import itemgetter
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, replace
 
 from farebox.protocol.keys import VerifyKey
 from farebox.protocol.messages import Ack, Batch, Refusal
 from farebox.protocol.records import EncodedRecord, MediaKind, Tap
 from farebox.protocol.session import Duplicate, Links, Refused, answer, judge_links
 from farebox.server.errors import LedgerError
-from farebox.server.ledger import posting, writes
-from farebox.server.ledger.accounts import Account, KnownAccounts, rider_account
-from farebox.server.ledger.fare_day import FareDayPolicy
-from farebox.server.ledger.posting import FareTap, fare_transfer, tap_from_record
+from farebox.server.ledger import writes
+from farebox.server.ledger.accounts import KnownAccounts
 from farebox.server.ledger.store import AMONG, TRANSFER_COLUMNS, Row, Session, Store
-from farebox.server.sync import devices
+from farebox.server.sync import devices, set_aside
 from farebox.server.sync.devices import Nonce
+from farebox.server.sync.fares import Books, Unposted, fare_posting
 
 log = logging.getLogger(__name__)
 
 RECORD_COLUMNS = ("device", "seq", "digest", "raw", "event_ms", "received_ms")
-
-
-@dataclass(frozen=True, slots=True)
-class Carriers:
-    """Which carrier's revenue a route's fares go to."""
-
-    default: str = "city"
-    routes: Mapping[str, str] = field(default_factory=dict)
-
-    def of(self, route: str) -> str:
-        return self.routes.get(route, self.default)
-
-
-@dataclass(frozen=True, slots=True)
-class Books:
-    """What ingest posts with: the fare-day policy, new riders' credit limit, carriers."""
-
-    policy: FareDayPolicy
-    credit_limit: int = 0
-    carriers: Carriers = field(default_factory=Carriers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,31 +56,6 @@ def record_rows(
 ) -> list[tuple[object, ...]]:
     """The `records` rows (RECORD_COLUMNS) of `entries` from `device`, received at `now_ms`."""
     return [(device, e.record.seq, e.digest, e.raw, e.record.time_ms, now_ms) for e in entries]
-
-
-def fare_tap(entry: EncodedRecord, carriers: Carriers) -> FareTap | None:
-    """The ledger's tap of `entry` if it is an accepted tap with a fare, else None.
-
-    A QR ticket was paid for when it was bought, so its validation is taken out of the
-    ticket liability rather than the rider's account (ARCHITECTURE section 9).
-    """
-    tap = tap_from_record(entry.record, carriers.of)
-    if tap is None:
-        return None
-    body = entry.record.body
-    prepaid = isinstance(body, Tap) and body.media is MediaKind.QR
-    return replace(tap, prepaid=True) if prepaid else tap
-
-
-def fare_accounts(
-    taps: Sequence[FareTap], credit_limit: int, known: Container[str] = frozenset()
-) -> list[Account]:
-    """The accounts `taps` name bar the `known` ones, new riders getting `credit_limit`."""
-
-    def rider(token: str, currency: str, category: str | None) -> Account:
-        return rider_account(token, currency, credit_limit=credit_limit, category=category)
-
-    return posting.fare_accounts(taps, rider, known)
 
 
 TicketUse = tuple[str, str, int, int]
@@ -171,34 +123,7 @@ async def _check_ticket_uses(
     return [(token, device, first_device) for token, device, _, _, first_device, _ in copies]
 
 
-Unposted = tuple[int, str]
-"""An accepted tap whose fare is not posted: its seq, and why."""
-
-
-def fare_posting(
-    entries: Sequence[EncodedRecord], books: Books, known: Container[str], now_ms: int
-) -> tuple[writes.Posting, list[Unposted]]:
-    """The fare transfers of `entries`, and the accounts they name bar the `known` ones,
-    to post at `now_ms`; and the taps set aside because the ledger cannot post them (a
-    route or token it cannot name), each with the reason."""
-    taps: list[FareTap] = []
-    transfers = []
-    unposted: list[Unposted] = []
-    for entry in entries:
-        try:
-            tap = fare_tap(entry, books.carriers)
-            if tap is None:
-                continue
-            transfers.append(fare_transfer(tap, books.policy))
-        except ValueError as error:
-            unposted.append((entry.record.seq, str(error)))
-            continue
-        taps.append(tap)
-    accounts = fare_accounts(taps, books.credit_limit, known)
-    return writes.Posting.of(transfers, accounts, now_ms), unposted
-
-
-_SEQ, _DEBIT, _CREDIT = map(TRANSFER_COLUMNS.index, ("seq", "debit", "credit"))
+_SEQ = TRANSFER_COLUMNS.index("seq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +237,7 @@ async def ingest(
         # currency): the records are taken all the same, with every fare set aside, and
         # then posted part by part. Never does one tap hold up its device's chain.
         taken = await store.run(_take, upload.set_aside(str(error)), nonce, now_ms)
-        posted, _ = await repost(store, books, known, now_ms, batch.device)
+        posted, _ = await set_aside.repost(store, books, known, now_ms, batch.device)
         left = max(0, taken.ingested.unposted - posted)
         taken = replace(taken, ingested=replace(taken.ingested, postings=posted, unposted=left))
     known.add(taken.opened)
@@ -327,102 +252,3 @@ async def ingest(
     for ticket, device, first in taken.alerts:
         log.warning("ticket %s used on %s after %s (possible copy)", ticket, device, first)
     return taken.ingested
-
-
-# Taps set aside: listed for the operator, and posted again once their cause is mended.
-
-SetAside = tuple[str, int, str, int]
-"""A tap set aside: device, seq, reason, and when it was set aside."""
-REPOST_PAGE = 5000
-_SET_ASIDE_RECORDS = (
-    "SELECT u.device, u.seq, r.raw FROM unposted_taps u JOIN records r USING (device, seq)"
-)
-_PAGE = " ORDER BY u.device, u.seq LIMIT $3"
-_EVERY_DEVICE_PAGE = f"{_SET_ASIDE_RECORDS} WHERE (u.device, u.seq) > ($1, $2){_PAGE}"
-_ONE_DEVICE_PAGE = f"{_SET_ASIDE_RECORDS} WHERE u.device = $1 AND u.seq > $2{_PAGE}"
-
-
-async def set_aside_taps(session: Session, limit: int) -> list[SetAside]:
-    """The first `limit` taps set aside, by device and seq."""
-    rows = await session.fetch(
-        "SELECT device, seq, reason, noted_ms FROM unposted_taps ORDER BY device, seq LIMIT $1",
-        limit,
-    )
-    return [(str(device), int(seq), str(reason), int(noted)) for device, seq, reason, noted in rows]
-
-
-async def set_aside_count(session: Session) -> int:
-    ((count,),) = await session.fetch("SELECT count(*) FROM unposted_taps")
-    return int(count)
-
-
-async def repost(
-    store: Store, books: Books, known: KnownAccounts, now_ms: int, device: str | None = None
-) -> tuple[int, int]:
-    """Post the fares of the taps set aside (of `device`, or of every device); return how
-    many were posted and how many are still set aside. Each is posted once: its row goes
-    in the transaction that posts it. Those the ledger still refuses stay, with the new
-    reason."""
-    posted, seen, after = 0, 0, (device or "", 0)
-    while True:
-        page = await store.run(_set_aside_page, after, device is not None)
-        seen += len(page)
-        for owner, rows in itertools.groupby(page, key=itemgetter(0)):
-            entries = [EncodedRecord.parse(bytes(raw)) for _, _, raw in rows]
-            posting, unposted = fare_posting(entries, books, known, now_ms)
-            await store.run(_note_reasons, owner, unposted)
-            posted += await _post_parts(store, known, owner, posting)
-        if len(page) < REPOST_PAGE:
-            return posted, seen - posted
-        after = (page[-1][0], page[-1][1])
-
-
-async def _set_aside_page(session: Session, after: tuple[str, int], one: bool) -> list[Row]:
-    """The next page of taps set aside after (device, seq): of that device alone if `one`."""
-    return await session.fetch(_ONE_DEVICE_PAGE if one else _EVERY_DEVICE_PAGE, *after, REPOST_PAGE)
-
-
-async def _post_parts(
-    store: Store, known: KnownAccounts, device: str, posting: writes.Posting
-) -> int:
-    """Post `posting`'s fares, halving it where the ledger refuses a part: the taps it
-    refuses one by one keep their rows, with the reason."""
-    rows = posting.transfer_rows
-    if not rows:
-        return 0
-    try:
-        opened = await store.run(_post_set_aside, device, posting)
-    except LedgerError as error:
-        if len(rows) == 1:
-            await store.run(_note_reasons, device, [(rows[0][_SEQ], str(error))])
-            return 0
-        half = len(rows) // 2
-        return sum([
-            await _post_parts(store, known, device, _part(posting, rows[:half])),
-            await _post_parts(store, known, device, _part(posting, rows[half:])),
-        ])  # fmt: skip
-    known.add(opened)
-    return len(rows)
-
-
-def _part(posting: writes.Posting, rows: Sequence[Row]) -> writes.Posting:
-    """`posting` with only `rows`, and only the accounts they name."""
-    named = {row[_DEBIT] for row in rows} | {row[_CREDIT] for row in rows}
-    accounts = [account for account in posting.account_rows if account[0] in named]
-    return writes.Posting(rows, accounts, posting.now_ms)
-
-
-async def _post_set_aside(session: Session, device: str, posting: writes.Posting) -> list[str]:
-    await writes.post_transfers(session, posting)
-    await session.executemany(
-        "DELETE FROM unposted_taps WHERE device = $1 AND seq = $2",
-        [(device, row[_SEQ]) for row in posting.transfer_rows],
-    )
-    return posting.account_ids
-
-
-async def _note_reasons(session: Session, device: str, unposted: Sequence[Unposted]) -> None:
-    await session.executemany(
-        "UPDATE unposted_taps SET reason = $3 WHERE device = $1 AND seq = $2",
-        [(device, seq, reason) for seq, reason in unposted],
-    )
