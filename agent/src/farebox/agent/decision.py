@@ -49,6 +49,18 @@ from farebox.protocol.tickets.ticket import Ticket
 RETAP = "retap"
 STALE_STOPLIST = "stale_stoplist"
 DECISION_ERROR = "decision_error"
+# Denials for the moment, not for the media: a second card in the field, the validator's
+# service, clock, tariff or stoplist. They are never remembered as a token's answer, so a
+# tap after one (the second card taken away, the clock set) is decided afresh.
+SITUATIONAL = frozenset(
+    {
+        Reason.OUT_OF_SERVICE,
+        Reason.CARD_CLASH,
+        Reason.CLOCK_UNSET,
+        Reason.STALE_STOPLIST,
+        Reason.NO_TARIFF,
+    }
+)
 CLOCK_FLAGS = {ClockState.UNSET: "clock_unset", ClockState.DRIFTING: "clock_drifting"}
 _NO_KEYS = IssuerKeySet(())
 
@@ -291,7 +303,8 @@ class _Verdict:
         )
 
     def deny(self, reason: Reason) -> Decision:
-        return Decision(self._tap(Outcome.DENY, reason, None, None, None), remember=True)
+        tap = self._tap(Outcome.DENY, reason, None, None, None)
+        return Decision(tap, remember=reason not in SITUATIONAL)
 
     def accept(
         self, fare: Money, product: str | None, category: str | None, use: TicketUse | None
