@@ -10,12 +10,14 @@
             └── FullPackageNeededError  a delta that does not fit: the old state stays in
                                         force and the sync must fetch a full package
     └── SyncError                 talking to the sync server failed
-        ├── ServerUnavailableError  no answer, 429, 5xx, a stale or replayed request:
-        │                           retried with backoff and full jitter
+        ├── ServerUnavailableError  no answer, 429, 5xx, a stale or replayed request, an
+        │                           answer to a batch outside the protocol: retried with
+        │                           backoff and full jitter
         ├── BatchTooLargeError    413: the uploader sends smaller batches
         ├── DeviceRefusedError    401 unknown device, revoked, bad or missing signature:
         │                         syncing stops until an operator acts
-        ├── ServerRejectedError   400 or an answer that breaks the protocol: uploads halt
+        ├── ServerRejectedError   400 malformed or unsupported_version (uploads halt), or
+        │                         an answer a poll or a heartbeat cannot use
         └── EnrollmentError       enrollment refused, or the device is enrolled already
 
 Readers never raise into the agent: they report their health and retry (see
@@ -77,7 +79,7 @@ class DeviceRefusedError(SyncError):
 
 
 class ServerRejectedError(SyncError):
-    """The server refused a request as malformed, or answered outside the protocol."""
+    """The server refused a request as malformed, or answered a poll outside the protocol."""
 
 
 class EnrollmentError(SyncError):

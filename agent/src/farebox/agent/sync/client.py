@@ -37,11 +37,14 @@ log = logging.getLogger(__name__)
 CBOR = "application/cbor"
 # 401 codes after which the same request, signed afresh, may well pass.
 RETRYABLE_401 = frozenset({"stale", "replay"})
+# 400 codes by which the server says it cannot decode what the device sent: a bug.
+MALFORMED_400 = frozenset({"malformed", "unsupported_version"})
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A response the caller handles itself (2xx, 304, 404, and a batch's 409)."""
+    """A response the caller handles itself: 2xx, 304, 404, a batch's 409, and whatever
+    else a server, or a proxy in front of it, may answer outside section 8."""
 
     status: int
     body: bytes
@@ -148,8 +151,8 @@ class DeviceClient:
             raise BatchTooLargeError(where)
         if status == 429 or status >= 500:
             raise ServerUnavailableError(where)
-        if status >= 400 and status not in (404, 409):
-            raise ServerRejectedError(where)  # 400 malformed or unsupported_version, above all
+        if status == 400 and code in MALFORMED_400:
+            raise ServerRejectedError(where)
         return Answer(status, data, code)
 
     def _corrected(self, now_ms: int) -> int:

@@ -62,6 +62,11 @@ class Reporter:
     def halted(self, reason: str) -> None:
         self._set(replace(self.report, state=SyncState.UPLOADS_HALTED, halted=reason))
 
+    def resumed(self) -> None:
+        """Uploads that had halted are acknowledged again."""
+        if self.report.state is SyncState.UPLOADS_HALTED:
+            self._set(replace(self.report, state=SyncState.RUNNING, halted=None))
+
     def refused(self, reason: str) -> None:
         self._set(
             replace(

@@ -11,10 +11,15 @@ answer means; this loop only carries bytes and applies the outcome to the store:
 - Rewind: the server lost acknowledged records (restored from a backup); if the journal
   still holds every record after its cursor, count them unacked again and resend;
 - Halted: a fork, a bad signature, a malformed batch: stop uploading and say so in
-  `status`; the validator keeps every record and goes on deciding taps offline.
+  `status`; the validator keeps every record and goes on deciding taps offline. Every
+  HALTED_RETRY_S the batch goes again: once an operator has set the server right,
+  uploads resume by themselves, without a restart.
 
-A batch sent again after a lost answer is safe: the server acks it again and posts
-nothing twice. Restarting loses nothing either, since the acked cursor is in the journal.
+An answer that is none of these (a 404 while the server is deployed, another problem
+document, a proxy's page) says nothing about the records: the batch is retried with
+backoff and full jitter, like an answer that never came. A batch sent again after a lost
+answer is safe: the server acks it again and posts nothing twice. Restarting loses
+nothing either, since the acked cursor is in the journal.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from farebox.agent.errors import (
     StoreError,
 )
 from farebox.agent.store.state import Store
+from farebox.agent.sync.client import Answer
 from farebox.agent.sync.context import SyncContext
 from farebox.protocol.chain import Cursor
 from farebox.protocol.errors import ProtocolError
@@ -49,10 +55,12 @@ log = logging.getLogger(__name__)
 BATCHES_PATH = "/v1/batches"
 # How often, at most, the loop looks at the journal's depth between flushes.
 TICK_S = 1.0
+# How often a halted uploader sends its batch again, to see if the server now takes it.
+HALTED_RETRY_S = 3600.0
 
 
 class UploadLoop:
-    """Uploads one device's journal until the sync stops or uploads halt."""
+    """Uploads one device's journal until the sync stops; `halted` says why it waits."""
 
     def __init__(self, context: SyncContext, key: SigningKey) -> None:
         self.context = context
@@ -64,7 +72,7 @@ class UploadLoop:
         context, config = self.context, self.context.config
         tick = min(TICK_S, config.flush_interval_s)
         waiting_since: float | None = None
-        while not context.stopping and self.halted is None:
+        while not context.stopping:
             depth = await context.on_store(_depth, context.store)
             if depth == 0:
                 waiting_since = None
@@ -74,13 +82,13 @@ class UploadLoop:
                 ready = (depth >= config.batch_size or due) and context.window_open()
                 if ready and await self.flush():
                     waiting_since = None
-            await context.pause(tick)
+            await context.pause(tick if self.halted is None else HALTED_RETRY_S)
 
     async def flush(self) -> bool:
         """Send batches until nothing waits; False if stopped, halted or failing first."""
         context = self.context
         store = context.store
-        while not context.stopping and self.halted is None:
+        while not context.stopping:
             acked = await context.on_store(_acked, store)
             uploader = Uploader(store.device, acked, self.max_records)
             pending = await context.on_store(store.pending, self.max_records)
@@ -102,7 +110,8 @@ class UploadLoop:
                 self._halt(str(error))
                 return False
             try:
-                await self._apply(uploader, event)
+                if not await self._apply(uploader, event):
+                    return False
             except StoreError as error:
                 # The server holds the records; they are marked acked by the next answer.
                 log.warning("cannot record the server's answer: %s", error)
@@ -117,27 +126,20 @@ class UploadLoop:
             raise StoreError("no records to send")  # flush() only sends what is pending
         try:
             answer = await context.client.request("POST", BATCHES_PATH, encode_message(batch))
+            message = _ack_or_refusal(answer)
         except BaseException:
             uploader.transport_failed()  # the same records go again, signed afresh
             raise
-        try:
-            message = decode_message(answer.body)
-        except ProtocolError as error:
-            raise ServerRejectedError(f"the answer to a batch does not decode: {error}") from None
-        if (answer.status == 200 and isinstance(message, Ack)) or (
-            answer.status == 409 and isinstance(message, Refusal)
-        ):
-            return uploader.receive(message)
-        raise ServerRejectedError(
-            f"a batch answered {answer.status} with a {type(message).__name__}"
-        )
+        return uploader.receive(message)
 
-    async def _apply(self, uploader: Uploader, event: SyncEvent) -> None:
+    async def _apply(self, uploader: Uploader, event: SyncEvent) -> bool:
+        """Apply the outcome of a batch to the store; False if uploads halt."""
         context = self.context
         store = context.store
         if isinstance(event, Acknowledged):
             await context.on_store(store.acknowledge, event.cursor, context.clock())
-            return
+            self._resume()
+            return True
         if isinstance(event, Rewind):
             held = await context.on_store(store.resume_point, event.cursor.seq)
             event = uploader.rewind(held)
@@ -147,14 +149,40 @@ class UploadLoop:
                     event.cursor.seq,
                 )
                 await context.on_store(store.unacknowledge, event.cursor)
-                return
+                return True
         if isinstance(event, Halted):
             self._halt(event.reason)
+            return False
+        return True
 
     def _halt(self, reason: str) -> None:
-        log.error("uploads halted for an operator: %s", reason)
+        log.error(
+            "uploads halted for an operator (tried again in %.0f s): %s", HALTED_RETRY_S, reason
+        )
         self.halted = reason
         self.context.reporter.halted(reason)
+
+    def _resume(self) -> None:
+        if self.halted is not None:
+            log.warning("uploads resumed: the server takes batches again")
+            self.halted = None
+            self.context.reporter.resumed()
+
+
+def _ack_or_refusal(answer: Answer) -> Ack | Refusal:
+    """The protocol's answer to a batch, or ServerUnavailableError (retried) for any other."""
+    try:
+        message = decode_message(answer.body)
+    except ProtocolError:
+        message = None
+    if answer.status == 200 and isinstance(message, Ack):
+        return message
+    if answer.status == 409 and isinstance(message, Refusal):
+        return message
+    code = f" {answer.problem_code}" if answer.problem_code else ""
+    raise ServerUnavailableError(
+        f"POST {BATCHES_PATH} answered {answer.status}{code}, neither an ack nor a refusal"
+    )
 
 
 def _depth(store: Store) -> int:
