@@ -76,3 +76,17 @@ async def test_a_refused_token_and_an_absent_server(
     args[2] = "http://127.0.0.1:9"
     assert await asyncio.to_thread(main, args) == EX_UNAVAILABLE
     assert "cannot reach" in capsys.readouterr().err
+
+
+async def test_a_server_time_that_cannot_be_now_leaves_no_offset_and_the_enrollment_stands(
+    tmp_path: Path, server: SyncServer, base_url: str
+) -> None:
+    server.skew_ms = -1_700_000_000_000  # the server says 1973: no offset can come of it
+    enrolled = await asyncio.to_thread(enroll, base_url, "t-1", tmp_path)
+    assert enrolled.device == DEVICE
+    store = Store.open(tmp_path / "agent.db", DEVICE, lock_timeout_ms=1000)
+    try:
+        assert store.clock_offset_ms() is None
+        assert store.caches.config is not None
+    finally:
+        store.close()

@@ -57,12 +57,17 @@ def estimate_offset(sent_ms: int, received_ms: int, server_ms: int) -> int:
 
 
 def server_offset(header: str, sent_ms: int, received_ms: int) -> int | None:
-    """The offset a `Farebox-Server-Time` value gives, or None if that time cannot be now:
-    not decimal, before 2024 (as for our own clock), past the protocol's time bound, or
-    more than MAX_CLOCK_OFFSET_MS from our clock."""
+    """The offset a `Farebox-Server-Time` value gives, or None if it is not decimal or
+    that time cannot be now (see `plausible_offset`)."""
     if not (header.isascii() and header.isdigit()) or len(header) > len(str(MAX_TIME_MS)):
         return None
-    server_ms = int(header)
+    return plausible_offset(int(header), sent_ms, received_ms)
+
+
+def plausible_offset(server_ms: int, sent_ms: int, received_ms: int) -> int | None:
+    """The offset of a server time `server_ms` read between `sent_ms` and `received_ms`, or
+    None if that time cannot be now: before 2024 (as for our own clock), past the
+    protocol's time bound, or more than MAX_CLOCK_OFFSET_MS from our clock."""
     if not EARLIEST_PLAUSIBLE_MS <= server_ms <= MAX_TIME_MS:
         return None
     offset = estimate_offset(sent_ms, received_ms, server_ms)

@@ -21,7 +21,7 @@ from farebox.agent.config import StateConfig
 from farebox.agent.errors import EnrollmentError, ServerUnavailableError
 from farebox.agent.runtime import wall_ms
 from farebox.agent.store.state import Store
-from farebox.agent.sync.client import CBOR, estimate_offset, problem_code
+from farebox.agent.sync.client import CBOR, plausible_offset, problem_code
 from farebox.agent.sync.enrollment import (
     KEY_FILE,
     EnrolledDevice,
@@ -82,12 +82,17 @@ def enroll(
         raise EnrollmentError(str(error)) from None
     sent = clock()
     enrollment = asyncio.run(_ask(server, body, timeout_s))
-    offset = estimate_offset(sent, clock(), enrollment.server_time_ms)
+    # The token is spent now: a server time that cannot be now is left unused (the first
+    # sync measures the offset again), never a reason to fail the enrollment.
+    offset = plausible_offset(enrollment.server_time_ms, sent, clock())
     database = StateConfig(directory).database
     store = Store.open(database, enrollment.device, lock_timeout_ms=lock_timeout_ms)
     try:
         _apply_config(store, enrollment, clock())
-        store.set_clock_offset_ms(offset)
+        if offset is None:
+            log.warning("the server's time %d cannot be now; not used", enrollment.server_time_ms)
+        else:
+            store.set_clock_offset_ms(offset)
     finally:
         store.close()
     enrolled = EnrolledDevice(
