@@ -13,10 +13,10 @@ from farebox.agent.policy import EARLIEST_PLAUSIBLE_MS, Policy, StalePolicy
 from farebox.agent.presentation import Presentation
 from farebox.agent.runtime import LocationChange
 from farebox.agent.store.caches import Caches
-from farebox.agent.store.state import Store
-from farebox.protocol.records import ClockState, Location, Reason, Tap
+from farebox.protocol.records import ClockState, Location, Reason
 from tests.agent.builders import MORNING_MS, caches, card, install_packages
 from tests.agent.harness import agent_config, start_agent, until
+from tests.support.journal import journal_taps
 
 BUS = Location(route="12", vehicle="bus-017", stop="abay-ave")
 SYNCED = Now(MORNING_MS, ClockState.SYNCED)
@@ -57,15 +57,6 @@ def test_a_denial_for_the_media_is_remembered() -> None:
     held = caches(stoplisted=frozenset({"nfc:04a1b2c3"}))
     decision = decide(card(), held, LocalHistory(), SYNCED, BUS, Policy())
     assert (decision.reason, decision.remember) == (Reason.STOPLISTED, True)
-
-
-def journal_taps(path: Path) -> list[Tap]:
-    store = Store.open(path, "bus-017", lock_timeout_ms=1000)
-    try:
-        bodies = [entry.record.body for entry in store.pending(10_000)]
-    finally:
-        store.close()
-    return [body for body in bodies if isinstance(body, Tap)]
 
 
 async def test_the_card_left_alone_after_a_clash_is_charged_not_refused_again(

@@ -21,7 +21,7 @@ from farebox.agent.readers.base import Backoff, HealthState
 from farebox.agent.readers.scanner import ScannerReader
 from farebox.agent.runtime import Runtime
 from farebox.agent.store.state import Store
-from farebox.protocol.records import MediaKind, Outcome, Reason, Tap
+from farebox.protocol.records import MediaKind, Outcome, Reason
 from farebox.protocol.tickets import base45, cose, cwt, ticket
 from farebox.simulators.scanner import ScannerSimulator
 from tests.agent.builders import (
@@ -34,6 +34,7 @@ from tests.agent.builders import (
     scan,
 )
 from tests.agent.harness import Recorder, agent_config, start_agent, until
+from tests.support.journal import journal_taps
 
 FAST = Backoff(first=0.05, most=0.2)
 HOUR_MS = 3_600_000
@@ -44,16 +45,6 @@ def signed_with_id(ticket_id: bytes, around_ms: int) -> str:
     genuine = ticket.decode(qr_ticket(valid_from_ms=around_ms, valid_until_ms=around_ms + HOUR_MS))
     claims = replace(cwt.decode_claims(genuine.payload), cwt_id=ticket_id)
     return ticket.PREFIX + base45.encode(cose.sign(cwt.encode_claims(claims), ISSUER_KEY, kid=KID))
-
-
-def journal_taps(path: Path) -> list[Tap]:
-    store = Store.open(path, "bus-017", lock_timeout_ms=1000)
-    try:
-        store.verify()
-        bodies = [entry.record.body for entry in store.pending(10_000)]
-    finally:
-        store.close()
-    return [body for body in bodies if isinstance(body, Tap)]
 
 
 @pytest.mark.parametrize(("length", "readable"), [(32, True), (33, False), (200, False)])

@@ -20,24 +20,15 @@ from farebox.agent.readers.nfc import NfcReader
 from farebox.agent.readers.scanner import ScannerReader
 from farebox.agent.runtime import Runtime
 from farebox.agent.store.state import Store
-from farebox.protocol.records import Reason, Tap
+from farebox.protocol.records import Reason
 from farebox.protocol.tickets import ticket
 from farebox.simulators.card import Card, CardEmulator
 from farebox.simulators.scanner import ScannerSimulator
 from tests.agent.harness import Recorder, agent_config, until
+from tests.support.journal import journal_taps
 
 pytestmark = pytest.mark.integration
 FAST = Backoff(first=0.05, most=0.2)
-
-
-def journal_taps(path: Path) -> list[Tap]:
-    store = Store.open(path, "bus-017", lock_timeout_ms=1000)
-    try:
-        store.verify()
-        bodies = [entry.record.body for entry in store.pending(10_000)]
-    finally:
-        store.close()
-    return [body for body in bodies if isinstance(body, Tap)]
 
 
 async def test_cards_and_scans_reach_the_journal_with_their_reasons(tmp_path: Path) -> None:

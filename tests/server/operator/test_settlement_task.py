@@ -55,6 +55,15 @@ async def rides(device: Device, first_ms: int, count: int) -> None:
     assert await sync(device, journal) == 200
 
 
+async def logged(caplog: pytest.LogCaptureFixture, text: str) -> None:
+    """Wait, at most 200 settlement periods, until `text` is logged."""
+    for _ in range(200):
+        if text in caplog.text:
+            return
+        await asyncio.sleep(SETTLE_EVERY_S)
+    raise AssertionError(f"never logged: {text!r}")
+
+
 async def test_a_late_tap_for_a_closed_day_is_re_settled_in_the_background(
     operator: Operator, device: Device
 ) -> None:
@@ -89,11 +98,7 @@ async def test_a_failing_round_is_logged_and_the_next_one_settles(
     await operator.store.run(lambda session: session.execute(damaged, "tariff", b"damaged"))
     operator.clock.now_ms = at(3, "04:00")
     await rides(device, at(2, "07:00"), 1)
-    for _ in range(200):
-        if "fare-day settlement round failed" in caplog.text:
-            break
-        await asyncio.sleep(SETTLE_EVERY_S)
-    assert "fare-day settlement round failed" in caplog.text
+    await logged(caplog, "fare-day settlement round failed")
     repair = "DELETE FROM packages WHERE kind = $1 AND version = 2"
     await operator.store.run(lambda session: session.execute(repair, "tariff"))
     await settled_revision(operator, 1)
@@ -111,10 +116,7 @@ async def test_a_day_a_tariff_of_other_fare_days_rates_waits_for_a_corrected_one
     )
     operator.clock.now_ms = at(3, "04:00")
     await rides(device, at(2, "07:00"), 1)
-    for _ in range(200):
-        if "cannot be rated, parked" in caplog.text:
-            break
-        await asyncio.sleep(SETTLE_EVERY_S)
+    await logged(caplog, "cannot be rated, parked")
     assert "differ from the ledger's" in caplog.text
     # The corrected tariff, a version later, is in force from the same day.
     corrected = TARIFF.read_text("utf-8").replace("version = 1", "version = 2")

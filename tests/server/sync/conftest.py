@@ -21,6 +21,7 @@ from farebox.protocol.enrollment import (
     encode_enroll_request,
 )
 from farebox.protocol.keys import SigningKey
+from farebox.protocol.messages import Ack, decode_message
 from farebox.server.http.app import create_app
 from farebox.server.http.state import STORE, Settings
 from farebox.server.ledger.store import Store
@@ -80,6 +81,14 @@ class Device:
             time_ms=self.server.clock() + skew_ms, nonce=secrets.token_bytes(16),
         )  # fmt: skip
         return {**CBOR, **proof.headers()}
+
+    async def acked(self, body: bytes) -> int:
+        """Upload the batch `body`; the server must ack it: the seq it acknowledges."""
+        status, answer, _ = await self.request("POST", "/v1/batches", body)
+        assert status == 200, answer
+        ack = decode_message(answer)
+        assert isinstance(ack, Ack)
+        return ack.cursor.seq
 
     async def request(
         self, method: str, path: str, body: bytes = b"", **extra: str

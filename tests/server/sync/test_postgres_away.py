@@ -14,7 +14,6 @@ import logging
 import asyncpg
 import pytest
 
-from farebox.protocol.messages import Ack, decode_message
 from farebox.server.errors import StoreError
 from farebox.server.ledger.store import Session, open_store
 from tests.server.sync.conftest import Device, Server
@@ -23,14 +22,6 @@ from tests.support.postgres import Cluster
 from tests.support.records import chain
 
 pytestmark = pytest.mark.postgres
-
-
-async def _acked(device: Device, body: bytes) -> int:
-    status, answer, _ = await device.request("POST", "/v1/batches", body)
-    assert status == 200, answer
-    ack = decode_message(answer)
-    assert isinstance(ack, Ack)
-    return ack.cursor.seq
 
 
 async def test_a_restart_between_transactions_costs_none_of_them(
@@ -63,7 +54,7 @@ async def test_uploads_wait_out_a_stopped_server_and_are_taken_when_it_is_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     journal = chain(device=device.id, count=20)
-    assert await _acked(device, batch(device, journal[:10])) == 10
+    assert await device.acked(batch(device, journal[:10])) == 10
     postgres_cluster.stop()
     try:
         with caplog.at_level(logging.ERROR, logger="farebox.server.http.problems"):
@@ -72,7 +63,7 @@ async def test_uploads_wait_out_a_stopped_server_and_are_taken_when_it_is_back(
         assert any("PostgreSQL store cannot be reached" in m for m in caplog.messages)
     finally:
         postgres_cluster.start()
-    assert await _acked(device, batch(device, journal[10:])) == 20
+    assert await device.acked(batch(device, journal[10:])) == 20
     assert await count(server, "SELECT count(*) FROM records") == 20
 
 

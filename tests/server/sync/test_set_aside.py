@@ -18,7 +18,7 @@ from farebox.protocol.chain import Cursor
 from farebox.protocol.checkpoint import Checkpoint, sign_checkpoint
 from farebox.protocol.enrollment import DeviceKind
 from farebox.protocol.keys import SigningKey
-from farebox.protocol.messages import Ack, Batch, decode_message
+from farebox.protocol.messages import Batch
 from farebox.protocol.money import Money
 from farebox.protocol.records import ClockState, EncodedRecord, Location, Record
 from farebox.server.cli import main
@@ -54,19 +54,11 @@ def journal(
     return entries
 
 
-async def acked(device: Device, entries: list[EncodedRecord]) -> int:
-    status, answer, _ = await device.request("POST", "/v1/batches", batch(device, entries))
-    assert status == 200, answer
-    ack = decode_message(answer)
-    assert isinstance(ack, Ack)
-    return ack.cursor.seq
-
-
 async def test_routes_named_as_the_city_names_them_are_posted(
     server: Server, device: Device
 ) -> None:
     rides = [("nfc:01", "12 A"), ("nfc:02", "Маршрут 5"), ("nfc:03", "12")]
-    assert await acked(device, journal(device.id, rides)) == 3
+    assert await device.acked(batch(device, journal(device.id, rides))) == 3
     assert await count(server, FARES) == 3
     assert await count(server, "SELECT count(*) FROM accounts WHERE kind = 'revenue'") == 3
 
@@ -76,7 +68,7 @@ async def test_a_tap_the_ledger_cannot_name_is_set_aside_and_the_chain_goes_on(
 ) -> None:
     first = journal(device.id, [("nfc:01", "12"), ("nfc:02", "12\n"), ("nfc:03", "12")])
     with caplog.at_level(logging.ERROR, logger="farebox.server.sync.ingest"):
-        assert await acked(device, first) == 3
+        assert await device.acked(batch(device, first)) == 3
     assert any("1 taps set aside" in message for message in caplog.messages)
     assert await count(server, FARES) == 2
     (aside,) = await server.store.run(set_aside_taps, 10)
@@ -85,7 +77,7 @@ async def test_a_tap_the_ledger_cannot_name_is_set_aside_and_the_chain_goes_on(
     async with device.http.get(f"{server.url}metrics") as response:
         assert "\nfarebox_taps_set_aside 1\n" in await response.text()
     later = journal(device.id, [("nfc:04", "12")], Cursor(3, first[-1].digest))
-    assert await acked(device, later) == 4
+    assert await device.acked(batch(device, later)) == 4
     assert await count(server, FARES) == 3
 
 
@@ -95,7 +87,7 @@ async def test_a_rider_account_of_another_currency_holds_up_only_its_own_tap(
     ledger = Ledger(server.store, ALMATY)
     await ledger.top_up(TopUp("nfc:usd", Money(500, "USD"), Channel.KIOSK, "k-1", MORNING_MS))
     rides = [("nfc:01", "12"), ("nfc:02", "12"), ("nfc:usd", "12"), ("nfc:03", "12")]
-    assert await acked(device, journal(device.id, rides)) == 4
+    assert await device.acked(batch(device, journal(device.id, rides))) == 4
     assert await count(server, FARES) == 3  # the others are posted part by part at once
     (aside,) = await server.store.run(set_aside_taps, 10)
     assert aside[:2] == (device.id, 3)
