@@ -65,6 +65,20 @@ def test_a_corrected_tariff_for_the_same_day_keeps_the_one_in_force(tmp_path: Pa
     store.close()
 
 
+def test_a_tariff_sent_again_with_the_same_start_and_version_replaces_it(
+    tmp_path: Path,
+) -> None:
+    # A GTFS feed is always version 0: a corrected feed for the same start must still win.
+    store = open_store(tmp_path)
+    publish(store, 3, CURRENT)
+    publish(store, 4, replace(CURRENT, id="city-corrected"))
+    held = store.caches
+    chosen = held.tariff_at(MORNING_MS)
+    assert chosen is not None
+    assert (chosen.version, chosen.value.id) == (4, "city-corrected")
+    store.close()
+
+
 def test_each_tariff_waiting_for_its_day_prices_its_own_days(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     publish(store, 3, CURRENT)

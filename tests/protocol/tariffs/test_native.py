@@ -219,6 +219,12 @@ def test_the_tariff_in_force_is_the_latest_started_version() -> None:
     assert in_force([new], almaty(1, "00:00")) is None
 
 
+def test_a_tariff_published_again_with_the_same_start_and_version_replaces_it() -> None:
+    first = from_document(flat_document({"version": 0}))
+    corrected = from_document(flat_document({"version": 0, "id": "city-corrected"}))
+    assert in_force([first, corrected], almaty(4, "12:00")) is corrected  # the later one
+
+
 def test_a_rider_state_is_not_carried_into_another_tariff() -> None:
     old = from_document(flat_document({"version": 1}))
     new = from_document(flat_document({"version": 2}))

@@ -404,6 +404,15 @@ class Tariff:
 
 
 def in_force(tariffs: Iterable[Tariff], moment: datetime) -> Tariff | None:
-    """The tariff in force at `moment`: the latest effective_from not after it (then version)."""
-    started = [t for t in tariffs if t.effective_from <= moment]
-    return max(started, key=lambda t: (t.effective_from, t.version), default=None)
+    """The tariff in force at `moment`: the latest effective_from not after it, then the
+    highest version, then the last of `tariffs` (given oldest first, as published: a
+    tariff published again with the same start and version, such as a corrected GTFS feed,
+    whose version is always 0, replaces the earlier one)."""
+    chosen = None
+    for tariff in tariffs:
+        if tariff.effective_from <= moment and (
+            chosen is None
+            or (tariff.effective_from, tariff.version) >= (chosen.effective_from, chosen.version)
+        ):
+            chosen = tariff
+    return chosen
