@@ -20,7 +20,7 @@ from farebox.protocol.enrollment import DeviceKind
 from farebox.protocol.keys import SigningKey
 from farebox.protocol.messages import Batch
 from farebox.protocol.money import Money
-from farebox.protocol.records import ClockState, EncodedRecord, Location, Record
+from farebox.protocol.records import ClockState, EncodedRecord, Location, MediaKind, Record
 from farebox.server.cli import main
 from farebox.server.ledger.accounts import Channel, KnownAccounts
 from farebox.server.ledger.book import Ledger
@@ -79,6 +79,26 @@ async def test_a_tap_the_ledger_cannot_name_is_set_aside_and_the_chain_goes_on(
     later = journal(device.id, [("nfc:04", "12")], Cursor(3, first[-1].digest))
     assert await device.acked(batch(device, later)) == 4
     assert await count(server, FARES) == 3
+
+
+async def test_text_a_store_cannot_hold_is_set_aside_on_either_store(
+    server: Server, device: Device
+) -> None:
+    # PostgreSQL's text refuses NUL: a stop, a category or a QR token carrying one.
+    taps = [
+        (accepted_tap("nfc:01"), "abay\x00ave"),
+        (dataclasses.replace(accepted_tap("nfc:02"), category="a\x00"), "abay-ave"),
+        (dataclasses.replace(accepted_tap(), media=MediaKind.QR, token="qr:\x00"), "abay-ave"),
+    ]
+    cursor, entries = Cursor.start(device.id), []
+    for tap, stop in taps:
+        record = Record(device.id, cursor.seq + 1, cursor.head, MORNING_MS, ClockState.SYNCED,
+                        Location(route="12", stop=stop), tap)  # fmt: skip
+        entries.append(EncodedRecord.of(record))
+        cursor = cursor.after(entries[-1])
+    assert await device.acked(batch(device, entries)) == 3
+    assert [seq for _, seq, *_ in await server.store.run(set_aside_taps, 10)] == [1, 2, 3]
+    assert await count(server, "SELECT count(*) FROM ticket_uses") == 0
 
 
 async def test_a_rider_account_of_another_currency_holds_up_only_its_own_tap(

@@ -77,6 +77,11 @@ class Transfer:
             raise ValueError(f"transfer {self.key} amount must be positive, got {self.amount}")
         if (self.device is None) != (self.seq is None):
             raise ValueError("device and seq come together")
+        # Text a device or a channel sent: printable, as PostgreSQL's text refuses NUL.
+        for what, text in (("reference", self.reference), ("stop", self.stop),
+                           ("category", self.category)):  # fmt: skip
+            if text is not None and not text.isprintable():
+                raise ValueError(f"transfer {self.key}: {what} must be printable, got {text!r}")
         resolves = self.phase in (Phase.POST, Phase.VOID)
         if (resolves or self.kind is TransferKind.REVERSAL) != (self.origin is not None):
             raise ValueError(f"transfer {self.key}: origin names what it resolves or reverses")

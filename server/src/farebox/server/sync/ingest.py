@@ -63,13 +63,17 @@ TicketUse = tuple[str, str, int, int]
 
 
 def ticket_uses(entries: Sequence[EncodedRecord]) -> list[TicketUse]:
-    """The validations of QR tickets among `entries` that spend a ride (not re-taps)."""
+    """The validations of QR tickets among `entries` that spend a ride (not re-taps).
+
+    A validator names a ticket `qr:` and hex digits; a token that is not printable text
+    (PostgreSQL's text refuses NUL) names no ticket another validator could see again.
+    """
     uses = []
     for entry in entries:
         record, body = entry.record, entry.record.body
         if not isinstance(body, Tap) or body.media is not MediaKind.QR or body.fare is None:
             continue
-        if "retap" not in body.flags:
+        if "retap" not in body.flags and body.token.isprintable():
             uses.append((body.token, record.device, record.seq, record.time_ms))
     return uses
 
