@@ -17,7 +17,7 @@ from farebox.server import environment as env
 from farebox.server.ledger.accounts import KnownAccounts
 from farebox.server.ledger.book import Ledger, wall_clock_ms
 from farebox.server.sync.fares import Books, Carriers
-from farebox.server.sync.set_aside import repost, set_aside_taps
+from farebox.server.sync.set_aside import repost, set_aside_count, set_aside_taps
 
 LISTED = 1000
 
@@ -39,10 +39,16 @@ async def taps_list(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> in
 
 
 async def taps_repost(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
-    books = books_of(ledger)
-    posted, left = await repost(ledger.store, books, KnownAccounts(), wall_clock_ms())
+    posted = await repost(ledger.store, books_of(ledger), KnownAccounts(), wall_clock_ms())
+    left = await ledger.store.run(set_aside_count)
     out.write(f"{posted} taps posted; {left} still set aside (see taps list)\n")
     return 1 if left else 0
+
+
+def _count(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and 0 < int(value) <= LISTED):
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {LISTED}, got {value!r}")
+    return int(value)
 
 
 def add_tap_commands(
@@ -53,7 +59,7 @@ def add_tap_commands(
     group = commands.add_parser("taps", help="taps set aside, not posted")
     taps = group.add_subparsers(required=True)
     listing = taps.add_parser("list", parents=[db], help="the taps set aside, with reasons")
-    listing.add_argument("--limit", type=int, default=LISTED, help=f"at most (default {LISTED})")
+    listing.add_argument("--limit", type=_count, default=LISTED, help=f"at most (default {LISTED})")
     listing.set_defaults(handler=taps_list)
     posting = taps.add_parser("repost", parents=[db], help="post the taps set aside, once")
     posting.set_defaults(handler=taps_repost)

@@ -241,9 +241,11 @@ async def ingest(
         # currency): the records are taken all the same, with every fare set aside, and
         # then posted part by part. Never does one tap hold up its device's chain.
         taken = await store.run(_take, upload.set_aside(str(error)), nonce, now_ms)
-        posted, _ = await set_aside.repost(store, books, known, now_ms, batch.device)
-        left = max(0, taken.ingested.unposted - posted)
-        taken = replace(taken, ingested=replace(taken.ingested, postings=posted, unposted=left))
+        if taken.ingested.unposted:  # else another process took the batch first
+            seqs = range(upload.links.first_seq, batch.entries[-1].record.seq + 1)
+            posted = await set_aside.repost_batch(store, books, known, now_ms, batch.device, seqs)
+            left = taken.ingested.unposted - posted
+            taken = replace(taken, ingested=replace(taken.ingested, postings=posted, unposted=left))
     known.add(taken.opened)
     if taken.refusal is not None:
         log.warning("batch from %s refused: %s", batch.device, taken.refusal)

@@ -24,12 +24,13 @@ _SEQ, _DEBIT, _CREDIT = map(TRANSFER_COLUMNS.index, ("seq", "debit", "credit"))
 SetAside = tuple[str, int, str, int]
 """A tap set aside: device, seq, reason, and when it was set aside."""
 REPOST_PAGE = 5000
+"""Taps set aside read and posted at a time by `repost`."""
 _SET_ASIDE_RECORDS = (
     "SELECT u.device, u.seq, r.raw FROM unposted_taps u JOIN records r USING (device, seq)"
 )
-_PAGE = " ORDER BY u.device, u.seq LIMIT $3"
-_EVERY_DEVICE_PAGE = f"{_SET_ASIDE_RECORDS} WHERE (u.device, u.seq) > ($1, $2){_PAGE}"
-_ONE_DEVICE_PAGE = f"{_SET_ASIDE_RECORDS} WHERE u.device = $1 AND u.seq > $2{_PAGE}"
+_ORDER = " ORDER BY u.device, u.seq"
+_EVERY_DEVICE_PAGE = f"{_SET_ASIDE_RECORDS} WHERE (u.device, u.seq) > ($1, $2){_ORDER} LIMIT $3"
+_ONE_BATCH = f"{_SET_ASIDE_RECORDS} WHERE u.device = $1 AND u.seq BETWEEN $2 AND $3{_ORDER}"
 
 
 async def set_aside_taps(session: Session, limit: int) -> list[SetAside]:
@@ -46,30 +47,41 @@ async def set_aside_count(session: Session) -> int:
     return int(count)
 
 
-async def repost(
-    store: Store, books: Books, known: KnownAccounts, now_ms: int, device: str | None = None
-) -> tuple[int, int]:
-    """Post the fares of the taps set aside (of `device`, or of every device); return how
-    many were posted and how many are still set aside. Each is posted once: its row goes
-    in the transaction that posts it. Those the ledger still refuses stay, with the new
-    reason."""
-    posted, seen, after = 0, 0, (device or "", 0)
+async def repost(store: Store, books: Books, known: KnownAccounts, now_ms: int) -> int:
+    """Post the fares of every tap set aside; return how many this call posted. Each is
+    posted once: its row goes in the transaction that posts it. Those the ledger still
+    refuses stay, with the new reason."""
+    posted, after = 0, ("", 0)
     while True:
-        page = await store.run(_set_aside_page, after, device is not None)
-        seen += len(page)
-        for owner, rows in itertools.groupby(page, key=itemgetter(0)):
-            entries = [EncodedRecord.parse(bytes(raw)) for _, _, raw in rows]
-            posting, unposted = fare_posting(entries, books, known, now_ms)
-            await store.run(_note_reasons, owner, unposted)
-            posted += await _post_parts(store, known, owner, posting)
+        page = await store.run(_fetch, _EVERY_DEVICE_PAGE, *after, REPOST_PAGE)
+        posted += await _post_page(store, books, known, now_ms, page)
         if len(page) < REPOST_PAGE:
-            return posted, seen - posted
+            return posted
         after = (page[-1][0], page[-1][1])
 
 
-async def _set_aside_page(session: Session, after: tuple[str, int], one: bool) -> list[Row]:
-    """The next page of taps set aside after (device, seq): of that device alone if `one`."""
-    return await session.fetch(_ONE_DEVICE_PAGE if one else _EVERY_DEVICE_PAGE, *after, REPOST_PAGE)
+async def repost_batch(
+    store: Store, books: Books, known: KnownAccounts, now_ms: int, device: str, seqs: range
+) -> int:
+    """`repost` of one batch's taps set aside: `device`'s records numbered in `seqs`."""
+    page = await store.run(_fetch, _ONE_BATCH, device, seqs.start, seqs.stop - 1)
+    return await _post_page(store, books, known, now_ms, page)
+
+
+async def _fetch(session: Session, sql: str, *args: object) -> list[Row]:
+    return await session.fetch(sql, *args)
+
+
+async def _post_page(
+    store: Store, books: Books, known: KnownAccounts, now_ms: int, page: Sequence[Row]
+) -> int:
+    posted = 0
+    for owner, rows in itertools.groupby(page, key=itemgetter(0)):
+        entries = [EncodedRecord.parse(bytes(raw)) for _, _, raw in rows]
+        posting, unposted = fare_posting(entries, books, known, now_ms)
+        await store.run(_note_reasons, owner, unposted)
+        posted += await _post_parts(store, known, owner, posting)
+    return posted
 
 
 async def _post_parts(
@@ -81,7 +93,7 @@ async def _post_parts(
     if not rows:
         return 0
     try:
-        opened = await store.run(_post_set_aside, device, posting)
+        opened, fresh = await store.run(_post_set_aside, device, posting)
     except LedgerError as error:
         if len(rows) == 1:
             await store.run(_note_reasons, device, [(rows[0][_SEQ], str(error))])
@@ -92,7 +104,7 @@ async def _post_parts(
             await _post_parts(store, known, device, _part(posting, rows[half:])),
         ])  # fmt: skip
     known.add(opened)
-    return len(rows)
+    return fresh
 
 
 def _part(posting: writes.Posting, rows: Sequence[Row]) -> writes.Posting:
@@ -102,13 +114,17 @@ def _part(posting: writes.Posting, rows: Sequence[Row]) -> writes.Posting:
     return writes.Posting(rows, accounts, posting.now_ms)
 
 
-async def _post_set_aside(session: Session, device: str, posting: writes.Posting) -> list[str]:
-    await writes.post_transfers(session, posting)
+async def _post_set_aside(
+    session: Session, device: str, posting: writes.Posting
+) -> tuple[list[str], int]:
+    """Post the fares and forget them as set aside: the accounts named, and how many of
+    the fares this posted (another process may have posted some a moment before)."""
+    receipts = await writes.post_transfers(session, posting)
     await session.executemany(
         "DELETE FROM unposted_taps WHERE device = $1 AND seq = $2",
         [(device, row[_SEQ]) for row in posting.transfer_rows],
     )
-    return posting.account_ids
+    return posting.account_ids, sum(receipt.fresh for receipt in receipts)
 
 
 async def _note_reasons(session: Session, device: str, unposted: Sequence[Unposted]) -> None:
