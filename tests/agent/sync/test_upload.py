@@ -53,6 +53,10 @@ async def test_server_errors_are_retried_with_backoff(
     # Full jitter: each wait is drawn below a cap that doubles, here 0.02, 0.04, 0.08 s.
     waits = [float(m.split(" in ")[1].split(" ")[0]) for m in retries]
     assert all(w <= cap + 0.05 for w, cap in zip(waits, (0.02, 0.04, 0.08), strict=True))
+    # What a retry waits out is in `status` while it lasts: here the last of them.
+    report = read_sync_report(validator.directory)
+    assert report is not None
+    assert "answered 503" in str(report["last_error"])
 
 
 async def test_a_lost_answer_is_resent_and_acked_again(

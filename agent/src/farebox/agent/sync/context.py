@@ -91,20 +91,23 @@ class SyncContext:
             ),
             stop=lambda _: self.stopping or not self.window_open(),
             sleep=self.pause,
-            before_sleep=_log_retry,
+            before_sleep=self._retrying,
             reraise=True,
         )
         return await retrying(request)
+
+    def _retrying(self, state: RetryCallState) -> None:
+        """Before each wait: log the failure, and note it for `status` (written once per
+        distinct error, so the retries of one failure cost the SD card nothing)."""
+        outcome = state.outcome
+        error = None if outcome is None else outcome.exception()
+        wait = 0.0 if state.next_action is None else state.next_action.sleep
+        log.warning("sync: %s; retry %d in %.1f s", error, state.attempt_number, wait)
+        if error is not None:
+            self.reporter.error(str(error))
 
     def refuse(self, error: DeviceRefusedError) -> None:
         """The server no longer accepts this device: stop every loop, loudly."""
         log.error("sync stopped: the server refuses this device (%s)", error)
         self.reporter.refused(str(error))
         self.done.set()
-
-
-def _log_retry(state: RetryCallState) -> None:
-    outcome = state.outcome
-    error = None if outcome is None else outcome.exception()
-    wait = 0.0 if state.next_action is None else state.next_action.sleep
-    log.warning("sync: %s; retry %d in %.1f s", error, state.attempt_number, wait)
