@@ -18,7 +18,6 @@ from farebox.agent.decision import (
     location_event,
 )
 from farebox.agent.policy import (
-    EARLIEST_PLAUSIBLE_MS,
     MINUTE_MS,
     ClockPolicy,
     DeviceType,
@@ -29,6 +28,7 @@ from farebox.agent.policy import (
 from farebox.agent.store.caches import Cached
 from farebox.agent.store.history import PastTap
 from farebox.protocol.money import Money
+from farebox.protocol.record_values import EARLIEST_PLAUSIBLE_MS
 from farebox.protocol.records import (
     ClockState,
     EventKind,

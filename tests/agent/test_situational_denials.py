@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from farebox.agent.decision import RETAP, SITUATIONAL, LocalHistory, Now, decide
-from farebox.agent.policy import EARLIEST_PLAUSIBLE_MS, Policy, StalePolicy
+from farebox.agent.policy import Policy, StalePolicy
 from farebox.agent.presentation import Presentation
 from farebox.agent.runtime import LocationChange
 from farebox.agent.store.caches import Caches
+from farebox.protocol.record_values import EARLIEST_PLAUSIBLE_MS
 from farebox.protocol.records import ClockState, Location, Reason
 from tests.agent.builders import MORNING_MS, caches, card, install_packages
 from tests.agent.harness import agent_config, start_agent, until

@@ -107,3 +107,15 @@ def test_run_serves_until_sigterm(
         assert asyncio.run(enroll(port, token)) == "gate-1"
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
+
+
+def test_run_refuses_to_start_on_a_clock_that_fell_back_to_1970(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The system clock cannot be set back here without disturbing the machine: the
+    # server's reading of it is what is replaced.
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    assert run("init", "--db", db)[0] == 0
+    monkeypatch.setattr("farebox.server.sync_commands.wall_clock_ms", lambda: 86_400_000)
+    assert run("run", "--db", db, "--listen", "127.0.0.1:0") == (2, "")
+    assert "the system clock reads 1970-01-02T00:00:00+00:00" in capsys.readouterr().err

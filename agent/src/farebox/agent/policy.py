@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from farebox.agent.errors import ConfigError
+from farebox.protocol.record_values import EARLIEST_PLAUSIBLE_MS
 from farebox.protocol.records import ClockState, MediaKind, TapType
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
-# A clock before this instant (2024-01-01 UTC) cannot be right: the RTC lost its time.
-EARLIEST_PLAUSIBLE_MS = 1_704_067_200_000
 
 
 class DeviceType(StrEnum):

@@ -20,6 +20,9 @@ from farebox.protocol.money import Money
 HASH_SIZE = 32
 MAX_SEQ = 2**63 - 1
 MAX_TIME_MS = 2**53 - 1
+EARLIEST_PLAUSIBLE_MS = 1_704_067_200_000
+"""2024-01-01 UTC: a clock, a validator's or a server's, that reads earlier has lost its
+time (a flat RTC battery, no NTP yet) and cannot be right."""
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CODE = re.compile(r"[a-z0-9_.:-]{1,64}")

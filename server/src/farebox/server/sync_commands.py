@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +23,7 @@ from aiohttp import web
 from farebox.protocol import cbor
 from farebox.protocol.enrollment import DeviceKind
 from farebox.protocol.packages import PackageKind
+from farebox.protocol.record_values import EARLIEST_PLAUSIBLE_MS
 from farebox.protocol.tickets.issuers import IssuerKeySet
 from farebox.server import environment as env
 from farebox.server.collector import tune_collector
@@ -52,7 +54,22 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
+def check_clock(now_ms: int) -> None:
+    """ConfigurationError if the system clock cannot be right (before 2024).
+
+    Validators set their clocks by the server's answers, and the server dates every
+    record it receives, ends fare days and expires tokens by its own: a server whose clock
+    fell back to 1970 would refuse every upload as stale and settle nothing, all quietly.
+    """
+    if now_ms < EARLIEST_PLAUSIBLE_MS:
+        read = datetime.fromtimestamp(now_ms / 1000, UTC).isoformat(timespec="seconds")
+        raise ConfigurationError(
+            f"the system clock reads {read}, which cannot be right: set it (NTP) and start again"
+        )
+
+
 async def serve(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
+    check_clock(wall_clock_ms())
     host, port = args.listen
     settings = Settings(
         db=ledger.store.url,

@@ -27,11 +27,10 @@ from farebox.agent.errors import (
     ServerRejectedError,
     ServerUnavailableError,
 )
-from farebox.agent.policy import EARLIEST_PLAUSIBLE_MS
 from farebox.agent.store.journal import MAX_CLOCK_OFFSET_MS
 from farebox.protocol.auth import HEADER_SERVER_TIME, NONCE_SIZE, sign_request
 from farebox.protocol.keys import SigningKey
-from farebox.protocol.records import MAX_TIME_MS
+from farebox.protocol.record_values import EARLIEST_PLAUSIBLE_MS, MAX_TIME_MS
 
 log = logging.getLogger(__name__)
 CBOR = "application/cbor"
