@@ -13,6 +13,7 @@ from farebox.agent.decision import STALE_STOPLIST, LocalHistory, Now, decide
 from farebox.agent.policy import HOUR_MS, Policy, StalePolicy
 from farebox.agent.runtime import wall_ms
 from farebox.agent.status import gather
+from farebox.agent.store.caches import CONFIRM_EVERY_MS
 from farebox.agent.store.state import Store
 from farebox.agent.store.stoplist import StoplistIndex
 from farebox.protocol.packages import PackageKind
@@ -86,13 +87,19 @@ def test_only_the_version_held_is_confirmed_and_the_confirmation_is_kept(tmp_pat
     store.apply_package(
         stoplist(1, None, {"nfc:01"}, set(), {"nfc:01"}), [PACKAGE_KEY.verify_key], 5
     )
-    store.confirm_stoplist(2, 100)  # an answer about a version not held
+    later = 5 + CONFIRM_EVERY_MS
+    store.confirm_stoplist(2, later)  # an answer about a version not held
     assert held(store) == (1, 5)
-    store.confirm_stoplist(1, 100)
+    store.confirm_stoplist(1, later)
     store.close()
     store = open_store(tmp_path)
-    assert held(store) == (1, 100)
+    assert held(store) == (1, later)
     assert "nfc:01" in store.caches.stoplist
+    # Confirmations within the hour after are not written: the SD card is spared.
+    store.confirm_stoplist(1, later + CONFIRM_EVERY_MS - 1)
+    assert held(store) == (1, later)
+    store.confirm_stoplist(1, later + CONFIRM_EVERY_MS)
+    assert held(store) == (1, later + CONFIRM_EVERY_MS)
     store.close()
 
 

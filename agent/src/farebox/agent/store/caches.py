@@ -35,6 +35,10 @@ from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.protocol.tickets.issuers import IssuerKeySet
 
 T = TypeVar("T")
+CONFIRM_EVERY_MS = 3_600_000
+"""A stoplist confirmed current within this time of the confirmation stored is not written
+again: its age is counted in hours (24 at most by default), and an SD card should not take
+a write at every poll (every 5 minutes by default)."""
 # The rows holding older tariffs that may still come into force (see `Caches.tariff_at`).
 EARLIER_TARIFF = "tariff.earlier."
 
@@ -249,10 +253,13 @@ def confirm_stoplist(conn: sqlite3.Connection, caches: Caches, version: int, now
     """The server answered at `now_ms` that stoplist `version` is still its latest: store
     that (the list's age counts from it) and return the caches now in force.
 
-    Nothing changes if no stoplist is held, or another version was applied meanwhile.
+    Nothing changes if no stoplist is held, or another version was applied meanwhile, or
+    the last confirmation stored is less than CONFIRM_EVERY_MS old.
     """
     held = caches.stoplist
     if version == 0 or held.version != version:
+        return caches
+    if held.confirmed_ms is not None and 0 <= now_ms - held.confirmed_ms < CONFIRM_EVERY_MS:
         return caches
     try:
         with transaction(conn):
