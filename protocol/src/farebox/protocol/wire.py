@@ -2,6 +2,7 @@
 
 Every message decoder in farebox.protocol reads its map through `Fields`, so a missing
 key, an unknown key or a wrong type always becomes one DecodeError that says where.
+`whole_number` is the same strictness for a number that comes as text.
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ E = TypeVar("E", bound=StrEnum)
 # column; refusing larger ones here keeps them out of every store.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 T = TypeVar("T")
+
+
+def whole_number(text: str, most: int) -> int | None:
+    """`text` as a whole number from 0 to `most`, or None unless it is ASCII digits alone,
+    no more of them than `most` has.
+
+    For numbers in text (a query parameter, a header, a setting): int() also reads other
+    scripts' digits ("٣"), signs, spaces and underscores, and any length.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(most)):
+        return None
+    value = int(text)
+    return value if value <= most else None
 
 
 @dataclass(frozen=True, slots=True)

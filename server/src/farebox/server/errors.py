@@ -10,6 +10,7 @@
     │   ├── UnknownAccountError     an account that does not exist (or of the wrong currency)
     │   ├── IdempotencyConflictError  a key already used for a transfer with other content
     │   ├── InsufficientFundsError  a refund larger than what the rider has available
+    │   ├── OutOfRangeError         an amount or a balance that would pass 64 bits
     │   └── TransferStateError      a transfer to resolve or reverse that is unknown, already
     │                               resolved or reversed, or expired
     └── SyncError                   a device or operator request refused, with the stable
@@ -71,6 +72,13 @@ class IdempotencyConflictError(LedgerError):
 
 class InsufficientFundsError(LedgerError):
     """A payout that the account's available balance does not cover."""
+
+
+class OutOfRangeError(LedgerError):
+    """An amount or a balance that would not fit in 64 bits; nothing was posted."""
+
+    def __init__(self) -> None:
+        super().__init__("an amount or a balance would not fit in 64 bits; nothing was posted")
 
 
 class TransferStateError(LedgerError):

@@ -13,6 +13,7 @@ import argparse
 import json
 from typing import TextIO
 
+from farebox.protocol.wire import whole_number
 from farebox.server import environment as env
 from farebox.server.ledger.accounts import KnownAccounts
 from farebox.server.ledger.book import Ledger, wall_clock_ms
@@ -46,9 +47,10 @@ async def taps_repost(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> 
 
 
 def _count(value: str) -> int:
-    if not (value.isascii() and value.isdigit() and 0 < int(value) <= LISTED):
+    count = whole_number(value, LISTED)
+    if not count:
         raise argparse.ArgumentTypeError(f"a whole number from 1 to {LISTED}, got {value!r}")
-    return int(value)
+    return count
 
 
 def add_tap_commands(

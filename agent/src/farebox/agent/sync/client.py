@@ -31,6 +31,7 @@ from farebox.agent.store.journal import MAX_CLOCK_OFFSET_MS
 from farebox.protocol.auth import HEADER_SERVER_TIME, NONCE_SIZE, sign_request
 from farebox.protocol.keys import SigningKey
 from farebox.protocol.record_values import EARLIEST_PLAUSIBLE_MS, MAX_TIME_MS
+from farebox.protocol.wire import whole_number
 
 log = logging.getLogger(__name__)
 CBOR = "application/cbor"
@@ -58,9 +59,8 @@ def estimate_offset(sent_ms: int, received_ms: int, server_ms: int) -> int:
 def server_offset(header: str, sent_ms: int, received_ms: int) -> int | None:
     """The offset a `Farebox-Server-Time` value gives, or None if it is not decimal or
     that time cannot be now (see `plausible_offset`)."""
-    if not (header.isascii() and header.isdigit()) or len(header) > len(str(MAX_TIME_MS)):
-        return None
-    return plausible_offset(int(header), sent_ms, received_ms)
+    server_ms = whole_number(header, MAX_TIME_MS)
+    return None if server_ms is None else plausible_offset(server_ms, sent_ms, received_ms)
 
 
 def plausible_offset(server_ms: int, sent_ms: int, received_ms: int) -> int | None:

@@ -408,11 +408,6 @@ def in_force(tariffs: Iterable[Tariff], moment: datetime) -> Tariff | None:
     highest version, then the last of `tariffs` (given oldest first, as published: a
     tariff published again with the same start and version, such as a corrected GTFS feed,
     whose version is always 0, replaces the earlier one)."""
-    chosen = None
-    for tariff in tariffs:
-        if tariff.effective_from <= moment and (
-            chosen is None
-            or (tariff.effective_from, tariff.version) >= (chosen.effective_from, chosen.version)
-        ):
-            chosen = tariff
-    return chosen
+    started = [t for t in tariffs if t.effective_from <= moment]
+    # max() keeps the first of equals: reversed, that is the last one given.
+    return max(reversed(started), key=lambda t: (t.effective_from, t.version), default=None)

@@ -30,6 +30,7 @@ from farebox.protocol.messages import Ack, Batch, decode_message, encode_message
 from farebox.protocol.package_keys import encode_endorsements
 from farebox.protocol.packages import PackageKind, encode_package
 from farebox.protocol.records import MAX_SEQ
+from farebox.protocol.wire import whole_number
 from farebox.server.errors import ServerError
 from farebox.server.http.problems import Handler, classify
 from farebox.server.http.state import DEVICE_KEYS, LEDGER, METRICS, SETTINGS, SNAPSHOTS, STORE
@@ -148,14 +149,12 @@ async def batches(request: web.Request) -> web.Response:
 async def packages(request: web.Request) -> web.Response:
     signed = await authenticate(request, b"")
     raw = request.query.get("have", "0")
-    # ASCII digits only (int() reads other scripts' digits, signs and spaces too), and a
-    # version fits in 64 bits.
-    have = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 19 else -1
+    have = whole_number(raw, MAX_SEQ)
     try:
         kind = PackageKind(request.match_info["kind"])
     except ValueError:
         raise MalformedRequestError(f"no package kind {request.match_info['kind']!r}") from None
-    if not 0 <= have <= MAX_SEQ:
+    if have is None:
         raise MalformedRequestError(f"have is a version from 0 to 2**63-1, got {raw!r}")
     now_ms = request.app[SETTINGS].clock()
     snapshots = request.app[SNAPSHOTS]

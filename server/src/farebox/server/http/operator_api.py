@@ -22,6 +22,7 @@ from farebox.protocol.packages import PackageKind
 from farebox.protocol.tariffs import load_tariff
 from farebox.protocol.tariffs.errors import InvalidTariffError
 from farebox.protocol.tariffs.wire import encode_tariff
+from farebox.protocol.wire import whole_number
 from farebox.server.errors import ConfigurationError
 from farebox.server.http import operator_views as views
 from farebox.server.http.problems import Handler
@@ -45,8 +46,6 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"[!-~]{1,128}")
 STATEMENT_LINES = 50
 ALERTS = 100
-# ASCII digits only: str.isdigit() also takes "²", which int() refuses, and "٣".
-_COUNT = re.compile(r"[0-9]{1,5}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # From 1970, where UTC milliseconds start, to two days before the calendar ends, so that
 # a day's end (the next day's boundary, local time in any zone) is a datetime in UTC.
@@ -101,9 +100,10 @@ def _query_int(request: web.Request, name: str, default: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not _COUNT.fullmatch(raw) or not 0 < int(raw) <= 10_000:
+    value = whole_number(raw, 10_000)
+    if not value:
         raise MalformedRequestError(f"{name} is a whole number from 1 to 10000, got {raw!r}")
-    return int(raw)
+    return value
 
 
 def _day(request: web.Request) -> date:

@@ -20,8 +20,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from farebox.server.errors import (
-    LedgerError,
     MigrationError,
+    OutOfRangeError,
     StoreError,
     StoreFullError,
     UnknownAccountError,
@@ -55,7 +55,6 @@ _LOST = (
 # next asked to begin, before the pool has noticed: nothing was asked of it yet.
 _BROKEN_BEFORE_BEGIN = (*_LOST, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 MIGRATION_LOCK = 0x66617265  # an arbitrary advisory lock id, the same in every process
-OUT_OF_RANGE = "an amount or a balance would not fit in 64 bits; nothing was posted"
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
@@ -208,7 +207,7 @@ class PostgresStore:
             except (OverflowError, asyncpg.DataError) as error:
                 if not _past_bigint(error):
                     raise
-                raise LedgerError(OUT_OF_RANGE) from error
+                raise OutOfRangeError from error
             except _BROKEN_BEFORE_BEGIN as error:
                 # A job whose connection broke at BEGIN goes to another one at once (a
                 # restarted server leaves every pooled connection broken). One that began

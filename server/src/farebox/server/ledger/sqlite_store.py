@@ -36,8 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from farebox.server.errors import (
-    LedgerError,
     MigrationError,
+    OutOfRangeError,
     StoreError,
     StoreFullError,
     UnknownAccountError,
@@ -65,7 +65,6 @@ GROUP = 32
 GATHER_S = 0.001
 """How long the next group waits for company when the last one had it and fewer wait."""
 SQLITE_CONSTRAINT_DATATYPE = 3091  # not in Python 3.11's sqlite3
-OUT_OF_RANGE = "an amount or a balance would not fit in 64 bits; nothing was posted"
 
 CHUNK = 256
 """At most this many rows go into one INSERT statement (fewer if their parameters would
@@ -462,15 +461,15 @@ class SqliteStore:
             if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
                 raise StoreFullError(f"the SQLite store is full: {error}") from error
             if str(error) == "integer overflow":  # sum() past 64 bits
-                raise LedgerError(OUT_OF_RANGE) from error
+                raise OutOfRangeError from error
             raise
         except sqlite3.IntegrityError as error:
             # A sum past 64 bits is made a REAL, which a STRICT table's integer refuses.
             if error.sqlite_errorcode == SQLITE_CONSTRAINT_DATATYPE:
-                raise LedgerError(OUT_OF_RANGE) from error
+                raise OutOfRangeError from error
             raise
         except OverflowError as error:  # an integer past 64 bits, refused as it was bound
-            raise LedgerError(OUT_OF_RANGE) from error
+            raise OutOfRangeError from error
 
     def _start_group(self) -> None:
         """Send the waiting jobs (up to GROUP) to the thread as one transaction.

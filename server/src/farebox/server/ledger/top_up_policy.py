@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from farebox.protocol.money import Money, check_currency
-from farebox.protocol.wire import INT64_MAX
+from farebox.protocol.wire import INT64_MAX, whole_number
 from farebox.server import environment as env
 from farebox.server.errors import ConfigurationError
 
@@ -46,10 +46,10 @@ class TopUpPolicy:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> TopUpPolicy:
         """The policy the environment sets (the process environment by default)."""
         raw = env.setting(env.FAREBOX_MAX_TOP_UP, environ)
-        # ASCII digits only: isdigit() also takes "²", which int() refuses.
-        if not (raw.isascii() and raw.isdigit()):
+        maximum = whole_number(raw, INT64_MAX)
+        if maximum is None:
             raise ConfigurationError(f"{env.FAREBOX_MAX_TOP_UP} is a whole number, got {raw!r}")
-        return cls(int(raw), env.setting(env.FAREBOX_CURRENCY, environ))
+        return cls(maximum, env.setting(env.FAREBOX_CURRENCY, environ))
 
     def check(self, amount: Money) -> Money:
         """`amount`, if a top-up may credit it; else ValueError saying what may be."""

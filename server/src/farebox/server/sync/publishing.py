@@ -5,8 +5,8 @@ publication is the next version, signed once and kept. The stoplist is the ledge
 its packages are made on request: a delta from the version the device holds when fewer
 versions (one change each) separate it from the head than the list holds tokens, else the
 whole list. The last whole list made is kept (`Snapshots`) for the devices that ask for
-the same version next.
-Every package names the checksum of the whole state after applying it.
+the same version next. Every package names the checksum of the whole state after
+applying it.
 
 The package keys live in the database, so that several server processes sign alike; the
 newest unretired key signs, and every unretired key is trusted, which is how a key is
