@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 
 from farebox.agent.presentation import CardTechnology
-from farebox.simulators.card import Card, load_cards
+from farebox.simulators.card import Card, CardEmulator, load_cards
 from farebox.simulators.cards import NDEF_AID_V2, Type2Card, Type3Card, Type4Card
 
 UID7 = bytes.fromhex("04a1b2c3d4e5f6")
@@ -95,3 +96,14 @@ def test_card_files_hold_one_card_or_a_list(tmp_path: Path) -> None:
         CardTechnology.TYPE3,
         CardTechnology.TYPE2,
     ]
+
+
+def test_the_emulator_refuses_a_port_nfcpy_would_read_back_as_a_service_name() -> None:
+    # nfcpy's UDP driver reads its port back by name: a named port (60179 is "fido") fails.
+    named = next(
+        port
+        for port in range(1024, 65536)
+        if not socket.getnameinfo(("127.0.0.1", port), socket.NI_NUMERICHOST)[1].isdigit()
+    )
+    with pytest.raises(ValueError, match="service name"):
+        CardEmulator(port=named)

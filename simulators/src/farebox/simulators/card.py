@@ -104,12 +104,33 @@ class _Session:
     cascade: list[bytes]  # SDD_RES per cascade level (Type A)
 
 
+def _bind_readable(host: str, port: int) -> socket.socket:
+    """A UDP socket on a port nfcpy's UDP driver can read back.
+
+    That driver resolves the port through `getnameinfo` without NI_NUMERICSERV, so a port
+    named in /etc/services (60179 is "fido") comes back as a name and fails `int()`. An
+    ephemeral port is drawn again until it has no name; a named port asked for is refused.
+    """
+    for _ in range(64):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, port))
+        bound_host, bound_port = sock.getsockname()
+        if socket.getnameinfo((bound_host, bound_port), socket.NI_NUMERICHOST)[1].isdigit():
+            return sock
+        sock.close()
+        if port:
+            raise ValueError(
+                f"UDP port {port} has a service name, which nfcpy's UDP driver cannot read; "
+                "choose another"
+            )
+    raise OSError(f"no ephemeral UDP port without a service name on {host}")
+
+
 class CardEmulator:
     """Cards in the field of a simulated reader; `place`, `remove` and `tap` script it."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._socket.bind((host, port))
+        self._socket = _bind_readable(host, port)
         self._lock = threading.Lock()
         self._field: tuple[Card, ...] = ()
         self._sessions: dict[Address, _Session] = {}
