@@ -13,8 +13,10 @@ from farebox.agent.cli import EX_CONFIG, main
 from farebox.agent.config import FeedbackKind, ReaderKind, load_config, parse_config
 from farebox.agent.errors import ConfigError
 from farebox.agent.policy import MINUTE_MS, ClockPolicy, DeviceType, StalePolicy
+from farebox.agent.store.schema import MIGRATIONS
 from farebox.agent.store.state import Store
 from farebox.protocol.records import Location, MediaKind, TapType
+from tests.agent.older_schema import database_before
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "packaging" / "config" / "agent.toml"
@@ -162,6 +164,25 @@ def test_status_reports_every_field(tmp_path: Path, capsys: pytest.CaptureFixtur
         "kept",
     }
     assert report["clock"]["state"] == "synced"
+
+
+def test_status_between_an_upgrade_and_the_restart_asks_for_the_restart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[device]\nid = "bus-1"\n[state]\ndirectory = "{tmp_path}"\n')
+    newest, _ = MIGRATIONS[-1]
+    database_before(tmp_path / "agent.db", newest, monkeypatch)
+    assert main(["status", "--config", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["journal"] is None
+    assert report["schema"]["found"] == report["schema"]["expected"] - 1
+    assert "restart the agent" in report["schema"]["note"]
+    Store.open(tmp_path / "agent.db", "bus-1", lock_timeout_ms=100).close()  # the restart
+    assert main(["status", "--config", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "schema" not in report
+    assert report["journal"]["unsynced"] == 0
 
 
 def test_every_environment_variable_and_command_is_documented() -> None:

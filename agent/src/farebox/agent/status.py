@@ -20,6 +20,7 @@ from farebox.agent.config import AgentConfig
 from farebox.agent.errors import StoreError
 from farebox.agent.policy import assess_clock
 from farebox.agent.store import journal
+from farebox.agent.store.schema import MIGRATIONS, current_version
 from farebox.agent.sync.enrollment import read_enrollment
 from farebox.agent.sync.report import read_sync_report
 from farebox.protocol.packages import PackageKind
@@ -80,6 +81,17 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
         return report
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
     try:
+        schema = current_version(conn)
+        if schema < len(MIGRATIONS):
+            # Installed but not yet restarted: the running agent upgrades it when it starts.
+            report["journal"] = None
+            report["schema"] = {
+                "found": schema,
+                "expected": len(MIGRATIONS),
+                "note": "the database is older than this agent: restart the agent"
+                " (systemctl restart farebox-agent) to upgrade it",
+            }
+            return report
         held = journal.figures(conn, config.device_id)
         versions: dict[str, object] = {kind.value: None for kind in PackageKind}
         rows = conn.execute(
