@@ -13,6 +13,8 @@ import pytest
 
 from farebox.server import environment
 from farebox.server.cli import build_parser, main
+from farebox.server.ledger import migrations as schema
+from farebox.server.ledger import postgres_store, sqlite_store
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.store import open_store
 from tests.server.conftest import ALMATY
@@ -163,3 +165,27 @@ def test_the_commands_run_on_either_store(store_url: str) -> None:
     assert run(*topup, "--db", store_url)[0] == 0
     assert "balance    500.00 KZT" in run("account", "show", "nfc:0a", "--db", store_url)[1]
     assert run("ledger", "verify", "--db", store_url)[0] == 0
+
+
+def test_a_store_not_at_this_code_s_schema_is_refused_until_init(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = ("stoplist", "version", "--db", store_url)
+    assert run(*show)[0] == 2
+    assert "the store has no schema" in capsys.readouterr().err
+    every = schema.migrations
+    latest = every("sqlite")[-1].version
+    with monkeypatch.context() as older:  # the schema an older release left
+        for module in (sqlite_store, postgres_store):
+            older.setattr(module, "migrations", lambda dialect: every(dialect)[:-1])
+        assert run("init", "--db", store_url)[0] == 0
+    assert run(*show)[0] == 2
+    assert (
+        f"the store is at schema version {latest - 1}, this code needs {latest}: "
+        "run `farebox-server init` with the same --db first"
+    ) in capsys.readouterr().err
+    assert run("init", "--db", store_url)[0] == 0
+    assert run(*show)[0] == 0
+    monkeypatch.setattr(schema, "migrations", lambda dialect: every(dialect)[:-1])  # a downgrade
+    assert run(*show)[0] == 2
+    assert f"schema version {latest} is newer than this code's" in capsys.readouterr().err

@@ -231,6 +231,8 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
     store = await open_store(url)
     try:
         handler: Handler = args.handler
+        if handler is not _init:
+            await store.check_schema()
         limit = int(env.setting(env.FAREBOX_CREDIT_LIMIT))
         return await handler(args, Ledger(store, policy, credit_limit=limit), out)
     finally:

@@ -26,7 +26,7 @@ from farebox.server.errors import (
     StoreFullError,
     UnknownAccountError,
 )
-from farebox.server.ledger.migrations import migrations
+from farebox.server.ledger.migrations import migrations, require_current
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
     AMONG,
@@ -55,6 +55,7 @@ _LOST = (
 # next asked to begin, before the pool has noticed: nothing was asked of it yet.
 _BROKEN_BEFORE_BEGIN = (*_LOST, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 MIGRATION_LOCK = 0x66617265  # an arbitrary advisory lock id, the same in every process
+_SCHEMA_VERSION = "SELECT max(version) FROM ledger_schema"
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
@@ -172,7 +173,7 @@ class PostgresStore:
             # Two servers starting at once must not both apply the same step.
             await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             await connection.execute("CREATE TABLE IF NOT EXISTS ledger_schema (version int)")
-            current = await connection.fetchval("SELECT max(version) FROM ledger_schema") or 0
+            current = await connection.fetchval(_SCHEMA_VERSION) or 0
             if current > steps[-1].version:
                 raise MigrationError(f"schema version {current} is newer than this code")
             for step in steps:
@@ -183,6 +184,14 @@ class PostgresStore:
                         raise MigrationError(f"migration {step.version} failed: {error}") from error
                     await connection.execute("INSERT INTO ledger_schema VALUES ($1)", step.version)
         return steps[-1].version
+
+    async def check_schema(self) -> None:
+        async with self._pool.acquire() as connection:
+            if await connection.fetchval("SELECT to_regclass('ledger_schema')") is None:
+                found = 0
+            else:
+                found = await connection.fetchval(_SCHEMA_VERSION) or 0
+        require_current(found, "postgres")
 
     async def run(
         self,

@@ -42,7 +42,7 @@ from farebox.server.errors import (
     StoreFullError,
     UnknownAccountError,
 )
-from farebox.server.ledger.migrations import Migration, migrations
+from farebox.server.ledger.migrations import Migration, migrations, require_current
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
     AMONG,
@@ -110,6 +110,8 @@ MARK_FARE_DAYS = marking_fare_days(
 
 # The keys of `Session.fetch_among`, bound as one JSON array, as a set.
 _IN_JSON = "IN (SELECT value FROM json_each($1))"
+_SCHEMA_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_schema'"
+_SCHEMA_VERSION = "SELECT max(version) FROM ledger_schema"
 
 
 @functools.lru_cache(maxsize=256)
@@ -418,7 +420,7 @@ class SqliteStore:
             connection.execute(
                 "CREATE UNIQUE INDEX IF NOT EXISTS ledger_schema_once ON ledger_schema (version)"
             )
-            row = connection.execute("SELECT max(version) FROM ledger_schema").fetchone()
+            row = connection.execute(_SCHEMA_VERSION).fetchone()
             current = row[0] or 0
             steps = migrations("sqlite")
             if current > steps[-1].version:
@@ -441,6 +443,14 @@ class SqliteStore:
             return await self.call(apply)
         except sqlite3.Error as error:
             raise MigrationError(f"migration failed: {error}") from error
+
+    async def check_schema(self) -> None:
+        def version(connection: sqlite3.Connection) -> int:
+            if connection.execute(_SCHEMA_TABLE).fetchone() is None:
+                return 0
+            return int(connection.execute(_SCHEMA_VERSION).fetchone()[0] or 0)
+
+        require_current(await self.call(version), "sqlite")
 
     async def run(
         self,

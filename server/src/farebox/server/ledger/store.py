@@ -95,6 +95,10 @@ class Store(Protocol):
         """Bring the schema to this code's version; return the version."""
         ...
 
+    async def check_schema(self) -> None:
+        """MigrationError unless the schema is at this code's version (see `migrate`)."""
+        ...
+
     async def run(
         self,
         work: Callable[Concatenate[Session, P], Awaitable[T]],

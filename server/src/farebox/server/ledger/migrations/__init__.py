@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
+from farebox.server.errors import MigrationError
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -27,3 +29,20 @@ def migrations(dialect: str) -> tuple[Migration, ...]:
             found.append(Migration(int(number), name, entry.read_text(encoding="utf-8")))
     found.sort(key=lambda migration: migration.version)
     return tuple(found)
+
+
+def require_current(found: int, dialect: str) -> None:
+    """MigrationError unless a `dialect` database at schema `found` is at this code's.
+
+    A server upgraded without `farebox-server init`, or pointed at a new file, would
+    otherwise answer every request with an error about a missing table or column.
+    """
+    latest = migrations(dialect)[-1].version
+    if found == latest:
+        return
+    if found > latest:
+        raise MigrationError(f"the store's schema version {found} is newer than this code's")
+    raise MigrationError(
+        ("the store has no schema" if found == 0 else f"the store is at schema version {found}")
+        + f", this code needs {latest}: run `farebox-server init` with the same --db first"
+    )
