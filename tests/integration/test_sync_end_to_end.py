@@ -14,6 +14,7 @@ import io
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -263,3 +264,70 @@ def test_a_server_killed_mid_upload_and_restarted_loses_and_doubles_nothing(
     for rider in riders:
         shown = server("account", "show", "--db", db, f"nfc:{rider}")
         assert shown.count("tap:bus-017:") == 1, shown
+
+
+def test_a_server_restored_from_a_backup_brings_its_stoplist_to_the_validator(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "server.db"
+    db = f"sqlite:///{path}"
+    env = {**os.environ, "FAREBOX_DB": db}
+    server("init", "--db", db)
+    server("tariff", "publish", "--db", db, "--tariff", str(CITY))
+    token = server("enroll-token", "--db", db, "--name", "bus-017", "--kind", "bus").strip()
+    config = tmp_path / "agent.toml"
+    config.write_text(AGENT_CONFIG.format(state=tmp_path / "agent", retap_s=RETAP_S))
+    serve = [
+        sys.executable,
+        "-m",
+        "farebox.server.cli",
+        "run",
+        "--listen",
+        f"127.0.0.1:{free_port()}",
+    ]
+
+    def stoplist_reaches_the_validator(card: str, reason: str) -> int:
+        blocked = server("card", "block", "--db", db, f"nfc:{card}", "--reason", reason)
+        listed_in = int(blocked.rsplit("stoplist version ", 1)[1].split()[0])
+        wait_for(
+            f"{card} on the validator",
+            lambda: version(status(config, env), "stoplist") >= listed_in,
+        )
+        return listed_in
+
+    lost, stolen, after = "04aa0000000001", "04aa0000000002", "04aa0000000003"
+    agent_argv = [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)]
+    with running(serve, env) as first:
+        assert first.stdout is not None
+        url = first.stdout.readline().split(" listening on ")[1].split()[0]
+        enroll = [sys.executable, "-m", "farebox.agent.cli", "enroll", "--server", url,
+                  "--token", token, "--config", str(config)]  # fmt: skip
+        assert subprocess.run(enroll, env=env, capture_output=True, timeout=60).returncode == 0
+        with running(agent_argv, env, stdin=subprocess.PIPE) as agent:
+            stoplist_reaches_the_validator(lost, "lost")
+            backup = sqlite3.connect(tmp_path / "backup.db")
+            with contextlib.closing(sqlite3.connect(path)) as live, contextlib.closing(backup):
+                live.backup(backup)
+            held = stoplist_reaches_the_validator(stolen, "stolen")
+            assert tap(agent, stolen).startswith("DENY reason=stoplisted")
+            first.terminate()
+            first.wait(30)
+            for leftover in tmp_path.glob("server.db*"):
+                leftover.unlink()
+            (tmp_path / "backup.db").rename(path)  # the restore: the stolen card's block is gone
+            with running(serve, env) as second:
+                assert second.stdout is not None
+                second.stdout.readline()
+                # The restored store numbers on from its own head: the same version as
+                # the validator's, another list. The poll's checksum tells them apart.
+                blocked = server("card", "block", "--db", db, f"nfc:{after}", "--reason", "lost")
+                assert f"stoplist version {held}" in blocked
+                wait_for(
+                    "the renumbered stoplist",
+                    lambda: version(status(config, env), "stoplist") > held,
+                )
+                time.sleep(RETAP_S)
+                assert tap(agent, after).startswith("DENY reason=stoplisted")
+                assert tap(agent, lost).startswith("DENY reason=stoplisted")
+                # The block made after the backup went with it: an operator enters it again.
+                assert tap(agent, stolen).startswith("ACCEPT")

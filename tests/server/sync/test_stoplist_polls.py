@@ -1,4 +1,5 @@
-"""A device far behind the stoplist's head gets the whole list without its history read.
+"""A device far behind the stoplist's head gets the whole list without its history read;
+a device ahead of it (the store restored from a backup) gets it renumbered past its own.
 
 Each version is one change, so a delta holds at most as many tokens as versions it spans:
 from as many versions as the list holds tokens, the whole list is the smaller package.
@@ -7,14 +8,21 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import logging
 from typing import cast
 
+import pytest
+
+from farebox.protocol.enrollment import DeviceKind
+from farebox.protocol.keys import SigningKey
 from farebox.protocol.packages import Package
-from farebox.protocol.stoplist import decode_stoplist_change
+from farebox.protocol.stoplist import StoplistChecksum, decode_stoplist_change
 from farebox.server.ledger import reads, writes
 from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.stoplist import BlockChange, BlockReason
 from farebox.server.ledger.store import Row, Session
+from farebox.server.sync import devices
+from farebox.server.sync.errors import MalformedRequestError
 from farebox.server.sync.publishing import Snapshots, stoplist_package
 
 LISTED = [f"nfc:{n:04d}" for n in range(10)]
@@ -39,12 +47,17 @@ class Counting:
         return getattr(self.session, name)
 
 
-async def poll(ledger: Ledger, have: int) -> tuple[Package | None, int]:
-    """The package a device holding version `have` gets, and the change rows read for it."""
+async def poll(
+    ledger: Ledger, have: int, device: str = "bus-1", checksum: bytes | None = None
+) -> tuple[Package | None, int]:
+    """The package a device holding version `have` (with `checksum`, if given) gets, and
+    the change rows read for it."""
 
     async def work(session: Session) -> tuple[Package | None, int]:
         counting = Counting(session)
-        package = await stoplist_package(cast(Session, counting), have, 0, Snapshots())
+        package = await stoplist_package(
+            cast(Session, counting), device, have, checksum, 0, Snapshots()
+        )
         return package, counting.changes_read
 
     return await ledger.store.run(work)
@@ -85,3 +98,88 @@ async def test_a_device_fewer_versions_behind_than_the_list_gets_a_delta_read_wi
     delta = await ledger.store.run(reads.stoplist_delta, head - 9)
     assert (change.added, change.removed) == (frozenset(delta.added), frozenset(delta.removed))
     assert await poll(ledger, head) == (None, 0)
+
+
+async def enrolled(ledger: Ledger, *names: str) -> None:
+    for name in names:
+        token = await ledger.store.run(devices.create_token, name, DeviceKind.BUS, 0, 10**9)
+        await ledger.store.run(devices.enroll, token, SigningKey.generate().verify_key, 0)
+
+
+async def test_a_device_ahead_of_a_restored_store_gets_the_list_renumbered_past_its_own(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    head = await a_list_of_ten_after_a_thousand_versions(ledger)
+    await enrolled(ledger, "bus-1", "bus-2")
+    lost = head + 50  # the store was restored from a backup taken 50 versions ago
+    with caplog.at_level(logging.WARNING, "farebox.server.sync.publishing"):
+        package, _ = await poll(ledger, lost)
+    assert package is not None
+    assert not package.is_delta
+    assert package.version == lost + writes.RENUMBER_STEP
+    assert decode_stoplist_change(package.payload).added == frozenset(LISTED)
+    assert f"device bus-1 holds a stoplist version {lost} this store did not publish" in caplog.text
+    assert await ledger.violations() == []
+    # Any other version, lost or kept, is now behind the head: no second renumbering.
+    for have in (head + 20, head - 9):
+        package, _ = await poll(ledger, have, "bus-2")
+        assert package is not None
+        assert package.version == lost + writes.RENUMBER_STEP
+    renumbered = await ledger.store.run(
+        lambda session: session.fetch("SELECT previous, device, held FROM stoplist_renumberings")
+    )
+    assert [tuple(row) for row in renumbered] == [(head, "bus-1", lost)]
+    # The next change is the next version, a delta from the renumbered head.
+    await ledger.store.run(
+        writes.change_blocks, [BlockChange("nfc:0999", BlockReason.STOLEN, add=True)], 0
+    )
+    package, _ = await poll(ledger, lost + writes.RENUMBER_STEP)
+    assert package is not None
+    assert (package.base_version, package.version) == (
+        lost + writes.RENUMBER_STEP,
+        lost + writes.RENUMBER_STEP + 1,
+    )
+    assert decode_stoplist_change(package.payload).added == {"nfc:0999"}
+    skipped = await ledger.store.run(reads.stoplist_delta, head, head + 100)
+    assert (skipped.added, skipped.removed) == ((), ())
+    assert await ledger.violations() == []
+
+
+async def test_a_version_further_ahead_than_a_store_can_lose_is_refused(ledger: Ledger) -> None:
+    head = await a_list_of_ten_after_a_thousand_versions(ledger)
+    await enrolled(ledger, "bus-1")
+    with pytest.raises(MalformedRequestError, match="further past this server's"):
+        await poll(ledger, head + writes.RENUMBER_STEP)
+    assert (await ledger.stoplist_head()).version == head
+
+
+async def test_the_same_version_of_another_list_is_renumbered_and_sent_whole(
+    ledger: Ledger,
+) -> None:
+    head = await a_list_of_ten_after_a_thousand_versions(ledger)
+    await enrolled(ledger, "bus-1")
+    ours = (await ledger.stoplist_head()).checksum
+    assert await poll(ledger, head, checksum=ours) == (None, 0)
+    # The store restored from a backup numbered on to the device's version, another list.
+    other = StoplistChecksum.of(["nfc:9999"]).digest()
+    package, _ = await poll(ledger, head, checksum=other)
+    assert package is not None
+    assert (package.version, package.is_delta) == (head + writes.RENUMBER_STEP, False)
+    assert decode_stoplist_change(package.payload).added == frozenset(LISTED)
+    assert await ledger.violations() == []
+
+
+async def test_an_older_version_of_another_list_gets_the_whole_list_not_a_delta(
+    ledger: Ledger,
+) -> None:
+    head = await a_list_of_ten_after_a_thousand_versions(ledger)
+    await enrolled(ledger, "bus-1")
+    then = await ledger.store.run(reads.stoplist_head_at, head - 9)
+    package, _ = await poll(ledger, head - 9, checksum=then.checksum)
+    assert package is not None
+    assert package.is_delta
+    other = StoplistChecksum.of(["nfc:9999"]).digest()
+    package, read = await poll(ledger, head - 9, checksum=other)
+    assert package is not None
+    assert (package.version, package.is_delta) == (head, False)  # not renumbered
+    assert read == 1  # the checksum at its version, and no history

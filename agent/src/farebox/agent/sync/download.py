@@ -8,7 +8,9 @@ checksum; on any failure the old state stays in force. A package signed by a key
 device does not know (the server rotated its key) sends it for the server's endorsements
 (`GET /v1/package-keys`) first: it trusts each new key a key it trusts has endorsed. A
 delta that does not fit (another base, a checksum mismatch) is answered by asking again
-with `have=0`, for a full package.
+with `have=0`, for a full package. A stoplist poll also names the checksum of the list
+held, so that a server restored from a backup, whose versions no longer mean the lists
+the device took, can tell and send the whole of its own.
 
 A 304 for the stoplist is stored as the time the server last confirmed it current: the
 server changes its version only when a token enters or leaves it, so a list unchanged
@@ -65,8 +67,8 @@ class DownloadLoop:
     async def poll(self, kind: PackageKind) -> None:
         """Fetch and apply the newest `kind` package, if the server has a newer one."""
         context = self.context
-        held = await context.on_store(_version, context.store, kind)
-        package = await self.fetch(kind, held)
+        held, checksum = await context.on_store(_held, context.store, kind)
+        package = await self.fetch(kind, held, checksum)
         if package is None:
             return
         try:
@@ -78,8 +80,12 @@ class DownloadLoop:
                 return
             await self.apply(package)
 
-    async def fetch(self, kind: PackageKind, have: int) -> Package | None:
+    async def fetch(
+        self, kind: PackageKind, have: int, checksum: bytes | None = None
+    ) -> Package | None:
         path = f"/v1/packages/{kind.value}?have={have}"
+        if checksum is not None:
+            path += f"&checksum={checksum.hex()}"
         context = self.context
         answer = await context.call(partial(context.client.request, "GET", path))
         if answer.status == 304 and kind is PackageKind.STOPLIST:
@@ -118,5 +124,9 @@ class DownloadLoop:
             log.warning("now trusting package key %s, endorsed by a trusted one", key.key_id.hex())
 
 
-def _version(store: Store, kind: PackageKind) -> int:
-    return store.caches.versions()[kind.value]
+def _held(store: Store, kind: PackageKind) -> tuple[int, bytes | None]:
+    """The version of `kind` held, and for a stoplist held the checksum of the whole list."""
+    version = store.caches.versions()[kind.value]
+    if kind is PackageKind.STOPLIST and version > 0:
+        return version, store.caches.stoplist.checksum.digest()
+    return version, None

@@ -146,6 +146,15 @@ async def batches(request: web.Request) -> web.Response:
     return _cbor(encode_message(result.answer), status)
 
 
+def _checksum(raw: str | None) -> bytes | None:
+    """The state checksum a package request names: 64 hex digits, or absent."""
+    if raw is None:
+        return None
+    if len(raw) != 64 or not all(c in "0123456789abcdefABCDEF" for c in raw):
+        raise MalformedRequestError(f"checksum is 64 hex digits, got {raw[:80]!r}")
+    return bytes.fromhex(raw)
+
+
 async def packages(request: web.Request) -> web.Response:
     signed = await authenticate(request, b"")
     raw = request.query.get("have", "0")
@@ -156,11 +165,13 @@ async def packages(request: web.Request) -> web.Response:
         raise MalformedRequestError(f"no package kind {request.match_info['kind']!r}") from None
     if have is None:
         raise MalformedRequestError(f"have is a version from 0 to 2**63-1, got {raw!r}")
+    checksum = _checksum(request.query.get("checksum"))
     now_ms = request.app[SETTINGS].clock()
     snapshots = request.app[SNAPSHOTS]
     package = await _admitted(
-        request, signed, publishing.package_for, kind, have, now_ms, snapshots
-    )
+        request, signed, publishing.package_for, signed.device, kind, have, checksum, now_ms,
+        snapshots,
+    )  # fmt: skip
     if package is None:
         raise web.HTTPNotModified
     etag = f'"{kind.value}-{package.version}"'

@@ -140,6 +140,9 @@ _PACKAGE_PARAMETERS: tuple[Document, ...] = (
     {"name": "kind", "in": "path", "required": True,
      "schema": {"enum": [kind.value for kind in PackageKind]}},
     {"name": "have", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "checksum", "in": "query",
+     "description": "the checksum of the whole state held (the stoplist's is compared)",
+     "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}},
 )  # fmt: skip
 
 DEVICE_PATHS: Document = {
@@ -185,6 +188,10 @@ DEVICE_PATHS: Document = {
                     "content": _cbor("package"),
                 },
                 "304": {"description": "`have` is the latest (or `If-None-Match` matches)"},
+                "400": _problem(
+                    "`malformed`: a bad kind, version or checksum, or a stoplist version further"
+                    " past the latest than a store restored from a backup can have lost"
+                ),
                 "404": _problem("`no_package`: none of that kind is published"),
             },
             parameters=_PACKAGE_PARAMETERS,

@@ -75,7 +75,11 @@ WHERE a.kind = 'rider' AND (
 ORDER BY a.id
 """
 
-_LAST_VERSION = "SELECT coalesce(max(version), 0) FROM stoplist_changes"
+_LAST_VERSION = """
+SELECT max(version) FROM (
+    SELECT coalesce(max(version), 0) AS version FROM stoplist_changes
+    UNION ALL SELECT coalesce(max(version), 0) FROM stoplist_renumberings) AS last
+"""
 
 
 async def violations(session: Session) -> list[str]:
@@ -108,7 +112,9 @@ async def violations(session: Session) -> list[str]:
     head = await stoplist_head(session)
     ((last,),) = await session.fetch(_LAST_VERSION)
     if head.version != last:
-        found.append(f"stoplist head is version {head.version}, the last change {last}")
+        found.append(
+            f"stoplist head is version {head.version}, the last change or renumbering {last}"
+        )
     tokens = await stoplist_tokens(session)
     if StoplistChecksum.of(tokens).digest() != head.checksum:
         found.append("stoplist checksum differs from the checksum of the listed tokens")

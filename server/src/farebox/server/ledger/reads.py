@@ -120,18 +120,18 @@ async def stoplist_delta(session: Session, since: int, until: int | None = None)
     changes = [
         Change(v, token, bool(listed), bytes(checksum)) for v, token, listed, checksum in rows
     ]
-    reached = head if last == head.version else await _head_at(session, last)
+    reached = head if last == head.version else await stoplist_head_at(session, last)
     return net_delta(since, reached, changes)
 
 
-async def _head_at(session: Session, version: int) -> Head:
-    """Version `version` of the list with its checksum, as if it were the latest."""
-    if version == 0:
-        return EMPTY_HEAD
-    ((checksum,),) = await session.fetch(
-        "SELECT checksum FROM stoplist_changes WHERE version = $1", version
+async def stoplist_head_at(session: Session, version: int) -> Head:
+    """Version `version` of the list with its checksum, as if it were the latest: that of
+    the last change up to it (a renumbering skips versions without changing the list)."""
+    rows = await session.fetch(
+        "SELECT checksum FROM stoplist_changes WHERE version <= $1 ORDER BY version DESC LIMIT 1",
+        version,
     )
-    return Head(version, bytes(checksum))
+    return Head(version, bytes(rows[0][0]) if rows else EMPTY_HEAD.checksum)
 
 
 async def blocks_of(session: Session, token: str) -> list[tuple[str, str | None]]:

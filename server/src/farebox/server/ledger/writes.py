@@ -224,6 +224,40 @@ async def change_blocks(session: Session, requests: Sequence[BlockChange], now_m
     return plan
 
 
+RENUMBER_STEP = 10_000_000
+"""How far past a device's version `renumber_stoplist` moves the head: more versions than
+a store can lose between a backup and its restore (each is one card entering or leaving
+the list), so that no device holds the new one. A device claiming a version this far past
+the head is refused instead: a forged claim must not run the versions out."""
+
+
+async def renumber_stoplist(session: Session, device: str, held: int, now_ms: int) -> Head:
+    """Move the stoplist's version RENUMBER_STEP past `held`, a version that `device` holds
+    and this store never reached; return the head (another request may have moved it
+    first). The list is unchanged.
+
+    A store restored from a backup, or replaced, has lost the versions it published since:
+    a validator holding one refuses the store's lower version as a rollback and would keep
+    its own list, blind to every block and release until the head passed it. Past the
+    renumbering, every validator is behind the head and takes the store's list.
+    """
+    version, checksum = await session.lock_stoplist_head()
+    if version <= held:
+        moved = held + RENUMBER_STEP
+        await session.execute(
+            "INSERT INTO stoplist_renumberings (version, previous, device, held, at_ms)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            moved,
+            version,
+            device,
+            held,
+            now_ms,
+        )
+        await session.execute("UPDATE stoplist_head SET version = $1", moved)
+        version = moved
+    return Head(version, bytes(checksum))
+
+
 async def set_credit_limit(session: Session, account_id: str, limit: int, now_ms: int) -> bool:
     """Change a rider's credit limit (and so perhaps its stoplist entry); False if unknown."""
     rows = await session.fetch(

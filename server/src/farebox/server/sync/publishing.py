@@ -16,6 +16,7 @@ rotated without a device ever holding a package it cannot check.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -32,10 +33,12 @@ from farebox.protocol.packages import (
 from farebox.protocol.stoplist import StoplistChange, encode_stoplist_change
 from farebox.protocol.tariffs.tariff import Tariff
 from farebox.protocol.tariffs.wire import decode_tariff
-from farebox.server.ledger import reads
+from farebox.server.ledger import reads, writes
+from farebox.server.ledger.stoplist import Head, package_change
 from farebox.server.ledger.store import Session
-from farebox.server.sync.errors import NoPackageError
+from farebox.server.sync.errors import MalformedRequestError, NoPackageError
 
+log = logging.getLogger(__name__)
 PUBLISHED_KINDS = frozenset({PackageKind.TARIFF, PackageKind.KEYSET, PackageKind.CONFIG})
 DEFAULT_CONFIG: Mapping[str, cbor.Value] = {"in_service": True}
 
@@ -151,23 +154,40 @@ class Snapshots:
 
 
 async def stoplist_package(
-    session: Session, have: int, now_ms: int, snapshots: Snapshots
+    session: Session,
+    device: str,
+    have: int,
+    checksum: bytes | None,
+    now_ms: int,
+    snapshots: Snapshots,
 ) -> Package | None:
-    """The stoplist for a device holding version `have`; None if it is up to date."""
+    """The stoplist for `device` holding version `have` whose whole list has `checksum`
+    (None if the device did not say); None if it is up to date.
+
+    A list this store did not publish, a version past its head or a checksum other than
+    its own at that version, is one it lost in a restore from a backup: the device gets
+    the whole list, renumbered past its version where need be (`renumber_stoplist`).
+    """
     head = await reads.stoplist_head(session)
-    if have == head.version:
+    foreign = have > head.version or (
+        checksum is not None and have > 0 and await _checksum_at(session, head, have) != checksum
+    )
+    if have == head.version and not foreign:
         return None
     if head.version == 0:  # a device claims a version of a list that has none yet
         raise NoPackageError("no stoplist version is published yet", "no_package")
+    if have >= head.version:
+        head = await _renumbered(session, device, have, head, now_ms)
     key = await signing_key(session, now_ms)
     # Each version is one change, so a delta holds at most head - have tokens: from as
     # many versions as the list holds tokens, the whole list is the smaller package, and
     # it is sent without reading the changes (a million of them took 3.7 s and 335 MB).
-    if 0 < have < head.version and head.version - have < await reads.stoplist_size(session):
-        delta = await reads.stoplist_delta(session, have)
-        change = StoplistChange(
-            full=False, added=frozenset(delta.added), removed=frozenset(delta.removed)
-        )
+    if (
+        not foreign
+        and 0 < have < head.version
+        and head.version - have < await reads.stoplist_size(session)
+    ):
+        change = package_change(await reads.stoplist_delta(session, have))
         return sign_package(
             PackageKind.STOPLIST, head.version, have, head.checksum,
             encode_stoplist_change(change), key,
@@ -183,12 +203,40 @@ async def stoplist_package(
     return snapshots.kept
 
 
+async def _checksum_at(session: Session, head: Head, version: int) -> bytes:
+    if version == head.version:
+        return head.checksum
+    return (await reads.stoplist_head_at(session, version)).checksum
+
+
+async def _renumbered(session: Session, device: str, have: int, head: Head, now_ms: int) -> Head:
+    if have - head.version >= writes.RENUMBER_STEP:
+        raise MalformedRequestError(
+            f"stoplist version {have} is further past this server's {head.version}"
+            " than a store can lose"
+        )
+    moved = await writes.renumber_stoplist(session, device, have, now_ms)
+    log.warning(
+        "device %s holds a stoplist version %d this store did not publish (it is at %d: "
+        "restored from a backup?); the stoplist is now version %d, which validators take whole",
+        device, have, head.version, moved.version,
+    )  # fmt: skip
+    return moved
+
+
 async def package_for(
-    session: Session, kind: PackageKind, have: int, now_ms: int, snapshots: Snapshots
+    session: Session,
+    device: str,
+    kind: PackageKind,
+    have: int,
+    checksum: bytes | None,
+    now_ms: int,
+    snapshots: Snapshots,
 ) -> Package | None:
-    """What a device holding version `have` of `kind` should get; None if up to date."""
+    """What `device` holding version `have` of `kind`, whose state has `checksum` (None if
+    not told), should get; None if up to date. Only the stoplist's checksum is compared."""
     if kind is PackageKind.STOPLIST:
-        return await stoplist_package(session, have, now_ms, snapshots)
+        return await stoplist_package(session, device, have, checksum, now_ms, snapshots)
     found = await (
         config_package(session, now_ms) if kind is PackageKind.CONFIG else latest(session, kind)
     )
