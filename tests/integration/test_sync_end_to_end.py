@@ -53,11 +53,16 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = DEADLINE_S) 
 
 @contextlib.contextmanager
 def running(
-    argv: list[str], env: dict[str, str], stdin: int | None = None
+    argv: list[str], env: dict[str, str], log: Path, stdin: int | None = None
 ) -> Iterator[subprocess.Popen[str]]:
-    with subprocess.Popen(
-        argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    ) as process:
+    """The process of `argv`, its standard error (its log) written to `log`: a pipe nobody
+    reads would stop it once full."""
+    with (
+        log.open("a") as errors,
+        subprocess.Popen(
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=errors, text=True, env=env
+        ) as process,
+    ):
         try:
             yield process
         finally:
@@ -140,7 +145,9 @@ def test_taps_reach_the_ledger_once_and_the_stoplist_reaches_the_validator(
     config.write_text(AGENT_CONFIG.format(state=tmp_path / "agent", retap_s=RETAP_S))
 
     with running(
-        [sys.executable, "-m", "farebox.server.cli", "run", "--listen", "127.0.0.1:0"], env
+        [sys.executable, "-m", "farebox.server.cli", "run", "--listen", "127.0.0.1:0"],
+        env,
+        tmp_path / "server.log",
     ) as srv:
         assert srv.stdout is not None
         url = srv.stdout.readline().split(" listening on ")[1].split()[0]
@@ -153,7 +160,7 @@ def test_taps_reach_the_ledger_once_and_the_stoplist_reaches_the_validator(
         assert "bus-017" in enrolled.stdout
 
         agent_argv = [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)]
-        with running(agent_argv, env, stdin=subprocess.PIPE) as agent:
+        with running(agent_argv, env, tmp_path / "agent.log", stdin=subprocess.PIPE) as agent:
             wait_for("the tariff package", lambda: version(status(config, env), "tariff") >= 1)
             riders = [f"04a1b2c3d4{n:04x}" for n in range(7)]
             answers = [tap(agent, rider) for rider in riders]
@@ -236,20 +243,20 @@ def test_a_server_killed_mid_upload_and_restarted_loses_and_doubles_nothing(
     listen = f"127.0.0.1:{free_port()}"
     serve = [sys.executable, "-m", "farebox.server.cli", "run", "--listen", listen]
     riders = [f"04c0ffee{n:06x}" for n in range(40)]
-    with running(serve, env) as first:
+    with running(serve, env, tmp_path / "server.log") as first:
         assert first.stdout is not None
         url = first.stdout.readline().split(" listening on ")[1].split()[0]
         enroll = [sys.executable, "-m", "farebox.agent.cli", "enroll", "--server", url,
                   "--token", token, "--config", str(config)]  # fmt: skip
         assert subprocess.run(enroll, env=env, capture_output=True, timeout=60).returncode == 0
         agent_argv = [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)]
-        with running(agent_argv, env, stdin=subprocess.PIPE) as agent:
+        with running(agent_argv, env, tmp_path / "agent.log", stdin=subprocess.PIPE) as agent:
             wait_for("the tariff package", lambda: version(status(config, env), "tariff") >= 1)
             accepted = [tap(agent, rider) for rider in riders[:20]]
             first.kill()  # mid-stream: batches in flight are cut off
             first.wait(30)
             accepted += [tap(agent, rider) for rider in riders[20:]]  # offline: still decided
-            with running(serve, env) as second:
+            with running(serve, env, tmp_path / "restarted.log") as second:
                 assert second.stdout is not None
                 second.stdout.readline()
 
@@ -297,13 +304,13 @@ def test_a_server_restored_from_a_backup_brings_its_stoplist_to_the_validator(
 
     lost, stolen, after = "04aa0000000001", "04aa0000000002", "04aa0000000003"
     agent_argv = [sys.executable, "-m", "farebox.agent.cli", "run", "--config", str(config)]
-    with running(serve, env) as first:
+    with running(serve, env, tmp_path / "server.log") as first:
         assert first.stdout is not None
         url = first.stdout.readline().split(" listening on ")[1].split()[0]
         enroll = [sys.executable, "-m", "farebox.agent.cli", "enroll", "--server", url,
                   "--token", token, "--config", str(config)]  # fmt: skip
         assert subprocess.run(enroll, env=env, capture_output=True, timeout=60).returncode == 0
-        with running(agent_argv, env, stdin=subprocess.PIPE) as agent:
+        with running(agent_argv, env, tmp_path / "agent.log", stdin=subprocess.PIPE) as agent:
             stoplist_reaches_the_validator(lost, "lost")
             backup = sqlite3.connect(tmp_path / "backup.db")
             with contextlib.closing(sqlite3.connect(path)) as live, contextlib.closing(backup):
@@ -315,7 +322,7 @@ def test_a_server_restored_from_a_backup_brings_its_stoplist_to_the_validator(
             for leftover in tmp_path.glob("server.db*"):
                 leftover.unlink()
             (tmp_path / "backup.db").rename(path)  # the restore: the stolen card's block is gone
-            with running(serve, env) as second:
+            with running(serve, env, tmp_path / "restarted.log") as second:
                 assert second.stdout is not None
                 second.stdout.readline()
                 # The restored store numbers on from its own head: the same version as
@@ -331,3 +338,8 @@ def test_a_server_restored_from_a_backup_brings_its_stoplist_to_the_validator(
                 assert tap(agent, lost).startswith("DENY reason=stoplisted")
                 # The block made after the backup went with it: an operator enters it again.
                 assert tap(agent, stolen).startswith("ACCEPT")
+    logged = (tmp_path / "restarted.log").read_text()
+    assert (
+        f"WARNING farebox.server.sync.publishing device bus-017 holds a stoplist version {held}"
+        in logged
+    )

@@ -105,38 +105,34 @@ def test_the_store_comes_from_the_environment(db: str, monkeypatch: pytest.Monke
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "says"),
     [
-        ("init", "--db", "mysql://somewhere/ledger"),
+        (("init", "--db", "mysql://somewhere/ledger"), "unsupported store 'mysql'"),
         (
-            "account",
-            "topup",
-            "nfc:0a",
-            "1.005",
-            "--channel",
-            "sms",
-            "--ref",
-            "p",
-            "--db",
-            "sqlite:///:memory:",
+            ("account", "topup", "nfc:0a", "1.005", "--channel", "sms", "--ref", "p"),
+            "more than 2 decimals",
         ),
         (
-            "account",
-            "topup",
-            "bad\ttoken",
-            "1",
-            "--channel",
-            "sms",
-            "--ref",
-            "p",
-            "--db",
-            "sqlite:///:memory:",
+            ("account", "topup", "bad\ttoken", "1", "--channel", "sms", "--ref", "p"),
+            "printable characters",
         ),
     ],
 )
-def test_bad_input_exits_2(argv: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(*argv)[0] == 2
-    assert capsys.readouterr().err.startswith("farebox-server: ")
+def test_bad_input_exits_2(
+    db: str, argv: tuple[str, ...], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(*argv, *(() if "--db" in argv else ("--db", db)))[0] == 2
+    err = capsys.readouterr().err
+    assert err.startswith("farebox-server: ")
+    assert says in err
+
+
+def test_a_log_level_not_known_exits_2(
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(environment.FAREBOX_LOG_LEVEL, "loud")
+    assert run("stoplist", "size", "--db", db)[0] == 2
+    assert "FAREBOX_LOG_LEVEL is one of DEBUG, INFO" in capsys.readouterr().err
 
 
 def command_lines(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> Iterator[str]:

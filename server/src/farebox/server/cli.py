@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -21,7 +22,7 @@ from typing import TextIO
 from farebox.protocol.money import Money
 from farebox.protocol.tariffs.amounts import parse_amount
 from farebox.server import environment as env
-from farebox.server.errors import ServerError
+from farebox.server.errors import ConfigurationError, ServerError
 from farebox.server.ledger.accounts import Channel, rider_account
 from farebox.server.ledger.book import Ledger, wall_clock_ms
 from farebox.server.ledger.fare_day import FareDayPolicy
@@ -239,11 +240,25 @@ async def _run(args: argparse.Namespace, out: TextIO) -> int:
         await store.close()
 
 
+def configure_logging() -> None:
+    """Log to standard error, with time, level and source, from `FAREBOX_LOG_LEVEL` up."""
+    name = env.setting(env.FAREBOX_LOG_LEVEL).upper()
+    level = logging.getLevelNamesMapping().get(name)
+    if level is None or name in ("NOTSET", "WARN", "FATAL"):
+        raise ConfigurationError(
+            f"{env.FAREBOX_LOG_LEVEL} is one of DEBUG, INFO, WARNING, ERROR, CRITICAL; got {name!r}"
+        )
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run one command; return its exit status."""
     args = build_parser().parse_args(argv)
     stream = out or sys.stdout
     try:
+        configure_logging()
         if hasattr(args, "run"):
             status: int = args.run(args, stream)
             return status

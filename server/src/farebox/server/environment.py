@@ -40,6 +40,10 @@ FAREBOX_SETTLE_EVERY_S = "FAREBOX_SETTLE_EVERY_S"
 FAREBOX_MAX_TOP_UP = "FAREBOX_MAX_TOP_UP"
 """The most minor units one top-up may credit (default 10000000: 100,000.00 KZT)."""
 
+FAREBOX_LOG_LEVEL = "FAREBOX_LOG_LEVEL"
+"""The least severe log level written to standard error: DEBUG, INFO (default), WARNING,
+ERROR or CRITICAL."""
+
 DEFAULTS: Mapping[str, str] = {
     FAREBOX_DB: "sqlite:///farebox.db",
     FAREBOX_TIMEZONE: "Asia/Almaty",
@@ -51,6 +55,7 @@ DEFAULTS: Mapping[str, str] = {
     FAREBOX_OPERATOR_TOKEN: "",
     FAREBOX_SETTLE_EVERY_S: "300",
     FAREBOX_MAX_TOP_UP: "10000000",
+    FAREBOX_LOG_LEVEL: "INFO",
 }
 
 
