@@ -185,3 +185,37 @@ def test_a_store_not_at_this_code_s_schema_is_refused_until_init(
     monkeypatch.setattr(schema, "migrations", lambda dialect: every(dialect)[:-1])  # a downgrade
     assert run(*show)[0] == 2
     assert f"schema version {latest} is newer than this code's" in capsys.readouterr().err
+
+
+def test_a_backup_copies_the_store_as_of_one_moment_while_it_serves(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topup = ("account", "topup", "nfc:0a", "500", "--channel", "kiosk", "--ref", "k1")
+    assert run(*topup, "--db", db)[0] == 0
+    assert run("card", "block", "nfc:0b", "--reason", "lost", "--db", db)[0] == 0
+    writer = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a server in the middle of a write
+    writer.execute("UPDATE stoplist_head SET version = version + 1")
+    copy = tmp_path / "copy.db"
+    status, out = run("backup", "--to", str(copy), "--db", db)
+    writer.execute("ROLLBACK")
+    writer.close()
+    assert status == 0
+    assert out.startswith(f"store {db} copied to {copy} (")
+    kept = f"sqlite:///{copy}"
+    assert run("ledger", "verify", "--db", kept)[0] == 0
+    assert run("stoplist", "version", "--db", kept) == run("stoplist", "version", "--db", db)
+    assert "balance    500.00 KZT" in run("account", "show", "nfc:0a", "--db", kept)[1]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert run("backup", "--to", str(copy), "--db", db)[0] == 2  # never over a file
+    assert "exists: back up to a new file" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+def test_a_backup_of_postgresql_is_left_to_its_own_tools(
+    postgres_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("init", "--db", postgres_dsn)[0] == 0
+    assert run("backup", "--to", str(tmp_path / "copy.db"), "--db", postgres_dsn)[0] == 2
+    assert "pg_dump" in capsys.readouterr().err
+    assert not (tmp_path / "copy.db").exists()

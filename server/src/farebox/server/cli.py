@@ -17,6 +17,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import TextIO
 
 from farebox.protocol.money import Money
@@ -51,6 +52,12 @@ def _db_option() -> argparse.ArgumentParser:
 async def _init(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     version = await ledger.store.migrate()
     print(f"store {ledger.store.url} is at schema version {version}", file=out)
+    return 0
+
+
+async def _backup(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
+    size = await ledger.store.back_up(args.to)
+    print(f"store {ledger.store.url} copied to {args.to} ({size:,} bytes)", file=out)
     return 0
 
 
@@ -171,6 +178,8 @@ def add_ledger_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         return parser
 
     command(commands, "init", _init, "create the store, or bring its schema up to date")
+    backup = command(commands, "backup", _backup, "copy the SQLite store while it serves")
+    backup.add_argument("--to", type=Path, required=True, help="the new file")
 
     account = commands.add_parser("account", help="rider accounts").add_subparsers(required=True)
     show = command(account, "show", _account_show, "balance, stoplist state and statement")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 import asyncpg
@@ -192,6 +193,12 @@ class PostgresStore:
             else:
                 found = await connection.fetchval(_SCHEMA_VERSION) or 0
         require_current(found, "postgres")
+
+    async def back_up(self, to: Path) -> int:
+        raise StoreError(
+            "backup copies the embedded SQLite store; back up PostgreSQL with its own tools"
+            " (pg_dump, or base backups with WAL archiving)"
+        )
 
     async def run(
         self,

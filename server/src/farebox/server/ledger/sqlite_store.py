@@ -33,6 +33,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from farebox.server.errors import (
@@ -451,6 +452,29 @@ class SqliteStore:
             return int(connection.execute(_SCHEMA_VERSION).fetchone()[0] or 0)
 
         require_current(await self.call(version), "sqlite")
+
+    async def back_up(self, to: Path) -> int:
+        def copy(connection: sqlite3.Connection) -> int:
+            if to.exists():
+                raise StoreError(f"{to} exists: back up to a new file")
+            partial = to.with_name(f".{to.name}.partial")
+            try:
+                target = sqlite3.connect(partial)
+                try:
+                    # One step: one read transaction, so one moment of the store, while the
+                    # writers go on (WAL); a copy in steps would start again at each write.
+                    connection.backup(target)
+                finally:
+                    target.close()
+                partial.rename(to)
+            finally:
+                partial.unlink(missing_ok=True)
+            return to.stat().st_size
+
+        try:
+            return await self.call(copy)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"cannot back up to {to}: {error}") from error
 
     async def run(
         self,

@@ -12,6 +12,7 @@ one parameter in PostgreSQL, a JSON array in SQLite) and the row lock on the sto
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from farebox.server.errors import UnsupportedStoreError
@@ -97,6 +98,11 @@ class Store(Protocol):
 
     async def check_schema(self) -> None:
         """MigrationError unless the schema is at this code's version (see `migrate`)."""
+        ...
+
+    async def back_up(self, to: Path) -> int:
+        """Copy the whole store, as of one moment, to the new file `to` while others go on
+        writing; return the copy's size in bytes. StoreError where the store cannot."""
         ...
 
     async def run(
