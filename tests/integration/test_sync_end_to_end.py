@@ -297,13 +297,13 @@ def test_a_server_restored_from_a_backup_brings_its_stoplist_to_the_validator(
         for leftover in tmp_path.glob("server.db*"):
             leftover.unlink()
         (tmp_path / "backup.db").rename(path)  # the restore: the stolen card's block is gone
+        # The restored store numbers on from its own head: the same version as the
+        # validator's, another list. The poll's checksum tells them apart.
+        blocked = server("card", "block", "--db", db, f"nfc:{after}", "--reason", "lost")
+        assert f"stoplist version {held}" in blocked
         with running(serve, env, tmp_path / "restarted.log") as second:
             assert second.stdout is not None
             second.stdout.readline()
-            # The restored store numbers on from its own head: the same version as
-            # the validator's, another list. The poll's checksum tells them apart.
-            blocked = server("card", "block", "--db", db, f"nfc:{after}", "--reason", "lost")
-            assert f"stoplist version {held}" in blocked
             wait_for(
                 "the renumbered stoplist",
                 lambda: version(status(config, env), "stoplist") > held,

@@ -101,9 +101,14 @@ def test_card_files_hold_one_card_or_a_list(tmp_path: Path) -> None:
 def test_the_emulator_refuses_a_port_nfcpy_would_read_back_as_a_service_name() -> None:
     # nfcpy's UDP driver reads its port back by name: a named port (60179 is "fido") fails.
     named = next(
-        port
-        for port in range(1024, 65536)
-        if not socket.getnameinfo(("127.0.0.1", port), socket.NI_NUMERICHOST)[1].isdigit()
+        (
+            port
+            for port in range(1024, 65536)
+            if not socket.getnameinfo(("127.0.0.1", port), socket.NI_NUMERICHOST)[1].isdigit()
+        ),
+        None,
     )
+    if named is None:
+        pytest.skip("no port has a service name here (no /etc/services): nothing to refuse")
     with pytest.raises(ValueError, match="service name"):
         CardEmulator(port=named)

@@ -22,9 +22,10 @@ from farebox.server.ledger.book import Ledger
 from farebox.server.ledger.stoplist import BlockChange, BlockReason
 from farebox.server.ledger.store import Row, Session
 from farebox.server.sync import devices
-from farebox.server.sync.errors import MalformedRequestError
+from farebox.server.sync.errors import StoplistAheadError
 from farebox.server.sync.publishing import Snapshots, stoplist_package
 
+HOUR_MS = 3_600_000
 LISTED = [f"nfc:{n:04d}" for n in range(10)]
 CHURN = [f"nfc:{n:04d}" for n in range(10, 510)]
 """Cards lost and found again: two versions each, and nothing on the list at the end."""
@@ -48,15 +49,19 @@ class Counting:
 
 
 async def poll(
-    ledger: Ledger, have: int, device: str = "bus-1", checksum: bytes | None = None
+    ledger: Ledger,
+    have: int,
+    device: str = "bus-1",
+    checksum: bytes | None = None,
+    now_ms: int = 0,
 ) -> tuple[Package | None, int]:
-    """The package a device holding version `have` (with `checksum`, if given) gets, and
-    the change rows read for it."""
+    """The package a device holding version `have` (with `checksum`, if given) gets at
+    `now_ms`, and the change rows read for it."""
 
     async def work(session: Session) -> tuple[Package | None, int]:
         counting = Counting(session)
         package = await stoplist_package(
-            cast(Session, counting), device, have, checksum, 0, Snapshots()
+            cast(Session, counting), device, have, checksum, now_ms, Snapshots()
         )
         return package, counting.changes_read
 
@@ -145,12 +150,37 @@ async def test_a_device_ahead_of_a_restored_store_gets_the_list_renumbered_past_
     assert await ledger.violations() == []
 
 
-async def test_a_version_further_ahead_than_a_store_can_lose_is_refused(ledger: Ledger) -> None:
+async def test_a_version_too_far_ahead_is_refused_and_renumbering_waits_an_hour(
+    ledger: Ledger,
+) -> None:
     head = await a_list_of_ten_after_a_thousand_versions(ledger)
-    await enrolled(ledger, "bus-1")
-    with pytest.raises(MalformedRequestError, match="further past this server's"):
-        await poll(ledger, head + writes.RENUMBER_STEP)
+    await enrolled(ledger, "bus-1", "bus-2")
+    with pytest.raises(StoplistAheadError, match="never 2\\*\\*40 or more past its own"):
+        await poll(ledger, head + writes.RENUMBER_REACH)
     assert (await ledger.stoplist_head()).version == head
+    package, _ = await poll(ledger, head + 1, now_ms=HOUR_MS)
+    assert package is not None
+    renumbered = head + 1 + writes.RENUMBER_STEP
+    # Another claim within the hour (a stolen key, or a second restore) waits for it.
+    for claim in (renumbered + 5, renumbered):
+        with pytest.raises(StoplistAheadError, match="at most once an hour"):
+            await poll(ledger, claim, "bus-2", checksum=bytes(32), now_ms=2 * HOUR_MS - 1)
+    assert (await ledger.stoplist_head()).version == renumbered
+    package, _ = await poll(ledger, renumbered + 5, "bus-2", now_ms=2 * HOUR_MS)
+    assert package is not None
+    assert package.version == renumbered + 5 + writes.RENUMBER_STEP
+    assert await ledger.violations() == []
+
+
+async def test_a_store_with_no_list_yet_renumbers_its_empty_list_past_a_device_s(
+    ledger: Ledger,
+) -> None:
+    await enrolled(ledger, "bus-1")  # a store restored from a backup older than any block
+    package, _ = await poll(ledger, 8)
+    assert package is not None
+    assert (package.version, package.is_delta) == (8 + writes.RENUMBER_STEP, False)
+    assert decode_stoplist_change(package.payload).added == frozenset()
+    assert await ledger.violations() == []
 
 
 async def test_the_same_version_of_another_list_is_renumbered_and_sent_whole(

@@ -188,9 +188,10 @@ DEVICE_PATHS: Document = {
                     "content": _cbor("package"),
                 },
                 "304": {"description": "`have` is the latest (or `If-None-Match` matches)"},
-                "400": _problem(
-                    "`malformed`: a bad kind, version or checksum, or a stoplist version further"
-                    " past the latest than a store restored from a backup can have lost"
+                "400": _problem("`malformed`: a bad kind, version or checksum"),
+                "409": _problem(
+                    "`stoplist_ahead`: a stoplist the server did not publish, which it will not"
+                    " renumber past now (once an hour at most, never 2**40 past its own)"
                 ),
                 "404": _problem("`no_package`: none of that kind is published"),
             },

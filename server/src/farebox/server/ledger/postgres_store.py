@@ -27,7 +27,12 @@ from farebox.server.errors import (
     StoreFullError,
     UnknownAccountError,
 )
-from farebox.server.ledger.migrations import migrations, require_current
+from farebox.server.ledger.migrations import (
+    SCHEMA_VERSION,
+    migrations,
+    refuse_newer,
+    require_current,
+)
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
     AMONG,
@@ -56,7 +61,6 @@ _LOST = (
 # next asked to begin, before the pool has noticed: nothing was asked of it yet.
 _BROKEN_BEFORE_BEGIN = (*_LOST, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 MIGRATION_LOCK = 0x66617265  # an arbitrary advisory lock id, the same in every process
-_SCHEMA_VERSION = "SELECT max(version) FROM ledger_schema"
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS transfer_stage (
@@ -174,9 +178,8 @@ class PostgresStore:
             # Two servers starting at once must not both apply the same step.
             await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             await connection.execute("CREATE TABLE IF NOT EXISTS ledger_schema (version int)")
-            current = await connection.fetchval(_SCHEMA_VERSION) or 0
-            if current > steps[-1].version:
-                raise MigrationError(f"schema version {current} is newer than this code")
+            current = await connection.fetchval(SCHEMA_VERSION) or 0
+            refuse_newer(current, steps[-1].version)
             for step in steps:
                 if step.version > current:
                     try:
@@ -191,7 +194,7 @@ class PostgresStore:
             if await connection.fetchval("SELECT to_regclass('ledger_schema')") is None:
                 found = 0
             else:
-                found = await connection.fetchval(_SCHEMA_VERSION) or 0
+                found = await connection.fetchval(SCHEMA_VERSION) or 0
         require_current(found, "postgres")
 
     async def back_up(self, to: Path) -> int:

@@ -43,7 +43,13 @@ from farebox.server.errors import (
     StoreFullError,
     UnknownAccountError,
 )
-from farebox.server.ledger.migrations import Migration, migrations, require_current
+from farebox.server.ledger.migrations import (
+    SCHEMA_VERSION,
+    Migration,
+    migrations,
+    refuse_newer,
+    require_current,
+)
 from farebox.server.ledger.store import (
     ACCOUNT_COLUMNS,
     AMONG,
@@ -112,7 +118,6 @@ MARK_FARE_DAYS = marking_fare_days(
 # The keys of `Session.fetch_among`, bound as one JSON array, as a set.
 _IN_JSON = "IN (SELECT value FROM json_each($1))"
 _SCHEMA_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ledger_schema'"
-_SCHEMA_VERSION = "SELECT max(version) FROM ledger_schema"
 
 
 @functools.lru_cache(maxsize=256)
@@ -421,11 +426,10 @@ class SqliteStore:
             connection.execute(
                 "CREATE UNIQUE INDEX IF NOT EXISTS ledger_schema_once ON ledger_schema (version)"
             )
-            row = connection.execute(_SCHEMA_VERSION).fetchone()
+            row = connection.execute(SCHEMA_VERSION).fetchone()
             current = row[0] or 0
             steps = migrations("sqlite")
-            if current > steps[-1].version:
-                raise MigrationError(f"schema version {current} is newer than this code")
+            refuse_newer(current, steps[-1].version)
             # A step may rebuild a table that keys point at (SQLite's procedure for schema
             # changes that ALTER cannot make): key enforcement is off while steps run, and
             # every key is checked before each step commits.
@@ -449,7 +453,7 @@ class SqliteStore:
         def version(connection: sqlite3.Connection) -> int:
             if connection.execute(_SCHEMA_TABLE).fetchone() is None:
                 return 0
-            return int(connection.execute(_SCHEMA_VERSION).fetchone()[0] or 0)
+            return int(connection.execute(SCHEMA_VERSION).fetchone()[0] or 0)
 
         require_current(await self.call(version), "sqlite")
 

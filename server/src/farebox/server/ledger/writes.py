@@ -227,35 +227,51 @@ async def change_blocks(session: Session, requests: Sequence[BlockChange], now_m
 RENUMBER_STEP = 10_000_000
 """How far past a device's version `renumber_stoplist` moves the head: more versions than
 a store can lose between a backup and its restore (each is one card entering or leaving
-the list), so that no device holds the new one. A device claiming a version this far past
-the head is refused instead: a forged claim must not run the versions out."""
+the list), so that no device holds the new one."""
+RENUMBER_EVERY_MS = 3_600_000
+"""At most one renumbering an hour: one restore needs one (every other device is then
+behind the head), and a device whose key was stolen must not make the whole fleet fetch
+the whole list at will."""
+RENUMBER_REACH = 2**40
+"""How far past the head a device's version may be for a renumbering: past any plausible
+loss, even after renumberings the restored store never saw, yet so short that the 64-bit
+versions would last a million years of renumberings."""
 
 
-async def renumber_stoplist(session: Session, device: str, held: int, now_ms: int) -> Head:
+async def renumber_stoplist(
+    session: Session, device: str, held: int, now_ms: int
+) -> tuple[Head, bool]:
     """Move the stoplist's version RENUMBER_STEP past `held`, a version that `device` holds
-    and this store never reached; return the head (another request may have moved it
-    first). The list is unchanged.
+    and this store never reached (or reached with another list); return the head and
+    whether this call moved it. It does not when another request moved it first, when the
+    last renumbering was within RENUMBER_EVERY_MS, or when `held` is RENUMBER_REACH or
+    more past the head. The list is unchanged.
 
-    A store restored from a backup, or replaced, has lost the versions it published since:
-    a validator holding one refuses the store's lower version as a rollback and would keep
-    its own list, blind to every block and release until the head passed it. Past the
-    renumbering, every validator is behind the head and takes the store's list.
+    A store restored from a backup has lost the versions it published since, and numbers
+    on from its own head: a validator holding one of those refuses a lower version as a
+    rollback and would keep its own list, blind to every block and release until the head
+    passed it. Past the renumbering, every validator is behind the head and takes the
+    store's list.
     """
     version, checksum = await session.lock_stoplist_head()
-    if version <= held:
-        moved = held + RENUMBER_STEP
-        await session.execute(
-            "INSERT INTO stoplist_renumberings (version, previous, device, held, at_ms)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            moved,
-            version,
-            device,
-            held,
-            now_ms,
-        )
-        await session.execute("UPDATE stoplist_head SET version = $1", moved)
-        version = moved
-    return Head(version, bytes(checksum))
+    head = Head(version, bytes(checksum))
+    if version > held or held - version >= RENUMBER_REACH:
+        return head, False
+    ((last_ms,),) = await session.fetch("SELECT max(at_ms) FROM stoplist_renumberings")
+    if last_ms is not None and now_ms - last_ms < RENUMBER_EVERY_MS:
+        return head, False
+    moved = held + RENUMBER_STEP
+    await session.execute(
+        "INSERT INTO stoplist_renumberings (version, previous, device, held, at_ms)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        moved,
+        version,
+        device,
+        held,
+        now_ms,
+    )
+    await session.execute("UPDATE stoplist_head SET version = $1", moved)
+    return Head(moved, head.checksum), True
 
 
 async def set_credit_limit(session: Session, account_id: str, limit: int, now_ms: int) -> bool:

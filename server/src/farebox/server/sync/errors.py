@@ -12,6 +12,8 @@ They extend farebox.server's error tree (see farebox.server.errors):
     ├── MalformedRequestError   a body that does not decode (400: malformed or
     │                           unsupported_version)
     ├── NoPackageError          no package of that kind is published (404)
+    ├── StoplistAheadError      a device holds a stoplist the server did not publish and
+    │                           the server will not renumber its own past it now (409)
     ├── OperatorAuthError       an operator request without the operator token (401), or
     │                           any while no token is configured
     ├── AccountNotFoundError    an operator asked for an account that does not exist (404)
@@ -59,6 +61,11 @@ class MalformedRequestError(SyncError):
 class NoPackageError(SyncError):
     code = "no_package"
     status = 404
+
+
+class StoplistAheadError(SyncError):
+    code = "stoplist_ahead"
+    status = 409
 
 
 class OperatorAuthError(SyncError):

@@ -36,7 +36,7 @@ from farebox.protocol.tariffs.wire import decode_tariff
 from farebox.server.ledger import reads, writes
 from farebox.server.ledger.stoplist import Head, package_change
 from farebox.server.ledger.store import Session
-from farebox.server.sync.errors import MalformedRequestError, NoPackageError
+from farebox.server.sync.errors import NoPackageError, StoplistAheadError
 
 log = logging.getLogger(__name__)
 PUBLISHED_KINDS = frozenset({PackageKind.TARIFF, PackageKind.KEYSET, PackageKind.CONFIG})
@@ -166,7 +166,8 @@ async def stoplist_package(
 
     A list this store did not publish, a version past its head or a checksum other than
     its own at that version, is one it lost in a restore from a backup: the device gets
-    the whole list, renumbered past its version where need be (`renumber_stoplist`).
+    the whole list, renumbered past its version where need be (`renumber_stoplist`), or
+    StoplistAheadError where the store will not renumber it now.
     """
     head = await reads.stoplist_head(session)
     foreign = have > head.version or (
@@ -174,8 +175,6 @@ async def stoplist_package(
     )
     if have == head.version and not foreign:
         return None
-    if head.version == 0:  # a device claims a version of a list that has none yet
-        raise NoPackageError("no stoplist version is published yet", "no_package")
     if have >= head.version:
         head = await _renumbered(session, device, have, head, now_ms)
     key = await signing_key(session, now_ms)
@@ -210,17 +209,20 @@ async def _checksum_at(session: Session, head: Head, version: int) -> bytes:
 
 
 async def _renumbered(session: Session, device: str, have: int, head: Head, now_ms: int) -> Head:
-    if have - head.version >= writes.RENUMBER_STEP:
-        raise MalformedRequestError(
-            f"stoplist version {have} is further past this server's {head.version}"
-            " than a store can lose"
+    moved, renumbered = await writes.renumber_stoplist(session, device, have, now_ms)
+    if renumbered:
+        log.warning(
+            "device %s holds a stoplist version %d this store did not publish (it is at %d:"
+            " restored from a backup?); the stoplist is now version %d, which validators"
+            " take whole",
+            device, have, head.version, moved.version,
+        )  # fmt: skip
+    elif moved.version <= have:
+        raise StoplistAheadError(
+            f"this device holds stoplist version {have}, which this server did not publish"
+            f" (it is at {moved.version}); it renumbers its list past such a version at most"
+            " once an hour, and never 2**40 or more past its own"
         )
-    moved = await writes.renumber_stoplist(session, device, have, now_ms)
-    log.warning(
-        "device %s holds a stoplist version %d this store did not publish (it is at %d: "
-        "restored from a backup?); the stoplist is now version %d, which validators take whole",
-        device, have, head.version, moved.version,
-    )  # fmt: skip
     return moved
 
 

@@ -31,6 +31,16 @@ def migrations(dialect: str) -> tuple[Migration, ...]:
     return tuple(found)
 
 
+SCHEMA_VERSION = "SELECT max(version) FROM ledger_schema"
+"""The schema version a store is at (NULL before its first step)."""
+
+
+def refuse_newer(found: int, latest: int) -> None:
+    """MigrationError if a store's schema `found` is past this code's `latest` (a downgrade)."""
+    if found > latest:
+        raise MigrationError(f"the store's schema version {found} is newer than this code's")
+
+
 def require_current(found: int, dialect: str) -> None:
     """MigrationError unless a `dialect` database at schema `found` is at this code's.
 
@@ -38,10 +48,9 @@ def require_current(found: int, dialect: str) -> None:
     otherwise answer every request with an error about a missing table or column.
     """
     latest = migrations(dialect)[-1].version
+    refuse_newer(found, latest)
     if found == latest:
         return
-    if found > latest:
-        raise MigrationError(f"the store's schema version {found} is newer than this code's")
     raise MigrationError(
         ("the store has no schema" if found == 0 else f"the store is at schema version {found}")
         + f", this code needs {latest}: run `farebox-server init` with the same --db first"
