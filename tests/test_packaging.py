@@ -67,10 +67,7 @@ def test_the_server_settings_file_sets_only_known_variables_to_valid_values(
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     server_parser().parse_args(["run"])  # its default listen address is FAREBOX_LISTEN's
-    FareDayPolicy.parse(
-        environment.setting(environment.FAREBOX_TIMEZONE),
-        environment.setting(environment.FAREBOX_DAY_BOUNDARY),
-    )
+    FareDayPolicy.from_environment()
     TopUpPolicy.from_environment()
     assert int(environment.setting(environment.FAREBOX_CREDIT_LIMIT)) >= 0
     configure_logging()

@@ -121,6 +121,9 @@ async def test_tariffs_are_published_from_toml_and_listed(
     elsewhere = text.replace('timezone = "Asia/Almaty"', 'timezone = "Asia/Bishkek"')
     refused = await operator.call("POST", "/api/v1/tariffs", data=elsewhere, expect=422)
     assert "fare days" in refused["detail"]
+    dollars = text.replace('currency = "KZT"', 'currency = "USD"')
+    refused = await operator.call("POST", "/api/v1/tariffs", data=dollars, expect=422)
+    assert "is in USD, the ledger's fares in KZT" in refused["detail"]
     assert len((await operator.call("GET", "/api/v1/tariffs"))["tariffs"]) == 1
 
 

@@ -119,3 +119,28 @@ def test_run_refuses_to_start_on_a_clock_that_fell_back_to_1970(
     monkeypatch.setattr("farebox.server.sync_commands.wall_clock_ms", lambda: 86_400_000)
     assert run("run", "--db", db, "--listen", "127.0.0.1:0") == (2, "")
     assert "the system clock reads 1970-01-02T00:00:00+00:00" in capsys.readouterr().err
+
+
+def test_publish_refuses_a_tariff_settlement_could_not_rate_by(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    assert run("init", "--db", db)[0] == 0
+    text = CITY.read_text(encoding="utf-8")
+    for changed, says in [
+        (text.replace('timezone = "Asia/Almaty"', 'timezone = "Asia/Bishkek"'), "fare days"),
+        (
+            text.replace('currency = "KZT"', 'currency = "USD"'),
+            "is in USD, the ledger's fares in KZT",
+        ),
+    ]:
+        path = tmp_path / "tariff.toml"
+        path.write_text(changed, encoding="utf-8")
+        assert run("tariff", "publish", "--db", db, "--tariff", str(path))[0] == 2
+        assert says in capsys.readouterr().err
+    # A GTFS feed has no fare day: it takes the ledger's. (Package 1: nothing before it.)
+    metro = ROOT / "tests" / "protocol" / "tariffs" / "feeds" / "metro"
+    monkeypatch.setenv("FAREBOX_TIMEZONE", "America/Toronto")
+    monkeypatch.setenv("FAREBOX_CURRENCY", "CAD")
+    status, text = run("tariff", "publish", "--db", db, "--gtfs", str(metro))
+    assert (status, "published as tariff package 1" in text) == (0, True)

@@ -235,9 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace, out: TextIO) -> int:
     url = args.db or env.setting(env.FAREBOX_DB)
-    policy = FareDayPolicy.parse(
-        env.setting(env.FAREBOX_TIMEZONE), env.setting(env.FAREBOX_DAY_BOUNDARY)
-    )
+    policy = FareDayPolicy.from_environment()
     store = await open_store(url)
     try:
         handler: Handler = args.handler

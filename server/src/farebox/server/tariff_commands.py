@@ -18,17 +18,22 @@ from farebox.protocol.tariffs.errors import InvalidTariffError, NoFareError
 from farebox.protocol.tariffs.journey_json import fare_to_json, read_journey
 from farebox.protocol.tariffs.tariff import Tariff
 from farebox.protocol.tariffs.wire import encode_tariff
+from farebox.server import environment as env
 from farebox.server.errors import ConfigurationError
 from farebox.server.ledger.book import Ledger, wall_clock_ms
+from farebox.server.ledger.fare_day import FareDayPolicy
+from farebox.server.ledger.tariff_rater import refuse_unratable
 from farebox.server.sync import publishing
 
 
 def read_tariff(path: Path) -> Tariff:
-    """The tariff in a native TOML file or a GTFS feed directory, every problem listed."""
+    """The tariff in a native TOML file or a GTFS feed directory, every problem listed; a
+    feed's fare days start at the ledger's boundary (FAREBOX_DAY_BOUNDARY)."""
     try:
         if path.is_dir():
             files = {p.name: p.read_text(encoding="utf-8") for p in path.glob("*.txt")}
-            return import_gtfs(files, tariff_id=path.name)
+            start = FareDayPolicy.from_environment().start_s
+            return import_gtfs(files, tariff_id=path.name, fare_day_start=start)
         return load_tariff(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigurationError(f"cannot read {path}: {error.strerror}") from None
@@ -63,6 +68,8 @@ def quote(args: argparse.Namespace, out: TextIO) -> int:
 
 async def publish(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     tariff = read_tariff(_source(args))
+    # As the operator API does: settlement could not rate days by another's fare days.
+    refuse_unratable(tariff, ledger.policy, env.setting(env.FAREBOX_CURRENCY))
     payload = encode_tariff(tariff)
     now = wall_clock_ms()
     package = await ledger.store.run(publishing.publish, PackageKind.TARIFF, payload, now)

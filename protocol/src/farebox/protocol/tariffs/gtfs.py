@@ -51,11 +51,13 @@ def import_gtfs(
     tariff_id: str = "gtfs",
     version: int = 0,
     effective_from: datetime | None = None,
+    fare_day_start: int = 0,
 ) -> Tariff:
     """Build a tariff from a feed's files (name to text); list every problem if it fails.
 
     Without `effective_from`, the tariff is in force from feed_info.txt's feed_start_date
-    (local midnight), or from 1970-01-01 if the feed gives none.
+    (local midnight), or from 1970-01-01 if the feed gives none. GTFS has no fare day: its
+    start (seconds after local midnight) is the operator's, `fare_day_start`.
     """
     feed = Feed(files)
     problems = Problems()
@@ -75,7 +77,7 @@ def import_gtfs(
             effective_from=start,
             currency=currency,
             timezone=zone,
-            fare_day_start=0,
+            fare_day_start=fare_day_start,
             priority_semantics="rule_priority" in feed.columns("fare_leg_rules.txt"),
             alternatives=True,
             rider_categories=tuple(_categories(feed, problems)),

@@ -30,7 +30,7 @@ from farebox.server.http.state import LEDGER, METRICS, SETTINGS, STORE
 from farebox.server.ledger.accounts import RIDER_PREFIX, Channel, check_name
 from farebox.server.ledger.posting import TopUp
 from farebox.server.ledger.stoplist import BlockReason
-from farebox.server.ledger.tariff_rater import TariffRater
+from farebox.server.ledger.tariff_rater import refuse_unratable
 from farebox.server.sync import devices, publishing, reports
 from farebox.server.sync.errors import (
     AccountNotFoundError,
@@ -204,9 +204,10 @@ async def list_tariffs(request: web.Request) -> web.Response:
 async def publish_tariff(request: web.Request) -> web.Response:
     try:
         tariff = load_tariff((await request.read()).decode("utf-8"))
-        # Settlement rates with the published tariff, so one whose fare days are not the
-        # ledger's is refused now rather than at the first settlement.
-        TariffRater.matching(tariff, request.app[SETTINGS].books.policy)
+        # Settlement rates with the published tariff, so one whose fare days or currency
+        # are not the ledger's is refused now rather than at the first settlement.
+        settings = request.app[SETTINGS]
+        refuse_unratable(tariff, settings.books.policy, settings.top_ups.currency)
     except UnicodeDecodeError:
         raise MalformedRequestError("a tariff is UTF-8 TOML text") from None
     except (InvalidTariffError, ConfigurationError) as error:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from farebox.server import environment as env
 from farebox.server.errors import ConfigurationError
 
 
@@ -34,6 +35,16 @@ class FareDayPolicy:
         except ValueError as error:
             raise ConfigurationError(f"day boundary must be HH:MM, got {boundary!r}") from error
         return cls(tz, at)
+
+    @property
+    def start_s(self) -> int:
+        """When a fare day starts, in seconds after local midnight (a tariff's form)."""
+        return self.boundary.hour * 3600 + self.boundary.minute * 60
+
+    @classmethod
+    def from_environment(cls) -> FareDayPolicy:
+        """The operator's policy: FAREBOX_TIMEZONE and FAREBOX_DAY_BOUNDARY."""
+        return cls.parse(env.setting(env.FAREBOX_TIMEZONE), env.setting(env.FAREBOX_DAY_BOUNDARY))
 
     def day_of(self, time_ms: int) -> date:
         """The fare day of an instant given in UTC milliseconds."""

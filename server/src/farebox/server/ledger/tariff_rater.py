@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from farebox.protocol.errors import InvalidValueError
 from farebox.protocol.money import Money
 from farebox.protocol.tariffs import Leg, NoFareError, Rider, Tariff, in_force, rate
+from farebox.server import environment as env
 from farebox.server.errors import ConfigurationError
 from farebox.server.ledger.fare_day import FareDayPolicy
 from farebox.server.ledger.settlement import DayTap, UnratableDayError
@@ -33,14 +34,26 @@ UNKNOWN_STOP = "unknown"
 
 def _other_fare_days(tariff: Tariff, policy: FareDayPolicy) -> str | None:
     """How `tariff`'s fare days differ from the ledger's, or None if they do not."""
-    boundary = policy.boundary.hour * 3600 + policy.boundary.minute * 60
-    if tariff.zone.key == policy.zone.key and tariff.fare_day_start == boundary:
+    if tariff.zone.key == policy.zone.key and tariff.fare_day_start == policy.start_s:
         return None
     return (
         f"tariff {tariff.id} {tariff.version} fare days ({tariff.zone.key},"
         f" {tariff.fare_day_start} s) differ from the ledger's ({policy.zone.key},"
         f" {policy.boundary.isoformat('minutes')})"
     )
+
+
+def refuse_unratable(tariff: Tariff, policy: FareDayPolicy, currency: str) -> None:
+    """ConfigurationError if settlement could not rate days by `tariff`: its fare days or
+    its currency are not the ledger's. A tariff is checked so when it is published."""
+    problem = _other_fare_days(tariff, policy)
+    if problem is None and tariff.currency != currency:
+        problem = (
+            f"tariff {tariff.id} {tariff.version} is in {tariff.currency},"
+            f" the ledger's fares in {currency} ({env.FAREBOX_CURRENCY})"
+        )
+    if problem is not None:
+        raise ConfigurationError(problem)
 
 
 @dataclass(frozen=True, slots=True)
