@@ -61,6 +61,12 @@ def test_blocks_and_the_stoplist(db: str) -> None:
     assert run("stoplist", "size", "--db", db) == (0, "1\n")
     assert run("stoplist", "delta", "--since", "0", "--db", db)[1].splitlines()[1:] == ["+ nfc:0a"]
     assert run("stoplist", "version", "--db", db)[1].startswith("version 1 checksum ")
+    # A mistyped token, or another reason, is not a card released.
+    assert run("card", "unblock", "nfc:0b", "--reason", "lost", "--db", db) == (
+        1,
+        "nfc:0b has no lost block; nothing changed\n",
+    )
+    assert run("card", "unblock", "nfc:0a", "--reason", "stolen", "--db", db)[0] == 1
     assert run("card", "unblock", "nfc:0a", "--reason", "lost", "--db", db)[0] == 0
     assert run("stoplist", "size", "--db", db) == (0, "0\n")
     status, out = run("stoplist", "delta", "--since", "0", "--until", "1", "--db", db)

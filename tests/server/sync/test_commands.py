@@ -144,3 +144,13 @@ def test_publish_refuses_a_tariff_settlement_could_not_rate_by(
     monkeypatch.setenv("FAREBOX_CURRENCY", "CAD")
     status, text = run("tariff", "publish", "--db", db, "--gtfs", str(metro))
     assert (status, "published as tariff package 1" in text) == (0, True)
+
+
+@pytest.mark.parametrize("hours", ["-5", "0", "inf", "nan", "1e20", "soon"])
+def test_an_enrollment_token_lives_more_than_nothing_and_at_most_a_year(
+    hours: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run("enroll-token", "--name", "bus-1", "--kind", "bus", "--hours", hours)
+    assert exit_.value.code == 2
+    assert "hours is more than 0 and at most 8784" in capsys.readouterr().err

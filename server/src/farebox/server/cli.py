@@ -108,6 +108,9 @@ async def _card_block(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> 
 
 
 async def _card_unblock(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
+    if args.reason not in {reason for reason, _ in await ledger.blocks(args.token)}:
+        print(f"{args.token} has no {args.reason} block; nothing changed", file=out)
+        return 1  # a mistyped token must not read as a card released
     version = await ledger.unblock(args.token, BlockReason(args.reason))
     remaining = await ledger.blocks(args.token)
     still = f"; still listed for {', '.join(r for r, _ in remaining)}" if remaining else ""

@@ -37,6 +37,9 @@ from farebox.server.tap_commands import books_of
 
 log = logging.getLogger(__name__)
 ENROLLMENT_TTL_HOURS = 24
+MOST_TTL_HOURS = 24 * 366
+"""A token may wait a year for its device at most: one that never expires is a key left
+under the mat."""
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -95,6 +98,18 @@ async def serve(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     await stop.wait()
     await runner.cleanup()
     return 0
+
+
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = 0.0
+    if not 0 < hours <= MOST_TTL_HOURS:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"hours is more than 0 and at most {MOST_TTL_HOURS}, got {text!r}"
+        )
+    return hours
 
 
 async def enroll_token(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
@@ -190,7 +205,7 @@ def add_sync_commands(
     token.add_argument("--kind", required=True, choices=[k.value for k in DeviceKind])
     token.add_argument(
         "--hours",
-        type=float,
+        type=_hours,
         default=ENROLLMENT_TTL_HOURS,
         help=f"how long it stays valid (default {ENROLLMENT_TTL_HOURS})",
     )
