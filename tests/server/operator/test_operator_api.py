@@ -135,7 +135,7 @@ async def test_reports_give_revenue_taps_per_minute_and_sync_lag(
     await sync(device, records(device, taps, start))
     revenue = await operator.call("GET", "/api/v1/reports/revenue?day=2026-03-02")
     assert revenue["revenue"] == [
-        {"carrier": "city", "route": "12", "amount": 60000, "currency": "KZT"}
+        {"carrier": "city", "route": "12", "amount": 60000, "currency": "KZT", "exponent": 2}
     ]
     today = await operator.call("GET", "/api/v1/reports/revenue")
     assert today == revenue  # the default is the fare day in progress

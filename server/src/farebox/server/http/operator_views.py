@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from farebox.protocol.heartbeat import Heartbeat
-from farebox.protocol.money import Money
+from farebox.protocol.money import Money, minor_unit_exponent
 from farebox.server.ledger.accounts import AccountState
 from farebox.server.ledger.stoplist import Head
 from farebox.server.ledger.transfers import Entry, Receipt
@@ -116,7 +116,13 @@ def publication(published: Publication) -> Document:
 def revenue_line(account_id: str, amount: Money) -> Document:
     # Revenue account ids are `revenue:<currency>:<carrier>:<route>` (ledger.accounts).
     _, _, carrier, route = account_id.split(":", 3)
-    return {"carrier": carrier, "route": route, "amount": amount.minor, "currency": amount.currency}
+    return {
+        "carrier": carrier,
+        "route": route,
+        "amount": amount.minor,
+        "currency": amount.currency,
+        "exponent": minor_unit_exponent(amount.currency),  # digits after the point
+    }
 
 
 def sync_lag(lag: SyncLag) -> Document:
