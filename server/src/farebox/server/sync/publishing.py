@@ -33,12 +33,14 @@ from farebox.protocol.packages import (
 from farebox.protocol.stoplist import StoplistChange, encode_stoplist_change
 from farebox.protocol.tariffs.tariff import Tariff
 from farebox.protocol.tariffs.wire import decode_tariff
+from farebox.server.errors import StoreError
 from farebox.server.ledger import reads, writes
 from farebox.server.ledger.stoplist import Head, package_change
 from farebox.server.ledger.store import Session
 from farebox.server.sync.errors import NoPackageError, StoplistAheadError
 
 log = logging.getLogger(__name__)
+PUBLISH_TRIES = 100
 PUBLISHED_KINDS = frozenset({PackageKind.TARIFF, PackageKind.KEYSET, PackageKind.CONFIG})
 DEFAULT_CONFIG: Mapping[str, cbor.Value] = {"in_service": True}
 
@@ -99,17 +101,24 @@ async def publish(session: Session, kind: PackageKind, payload: bytes, now_ms: i
     """Publish `payload` as the next version of a whole-state kind."""
     if kind not in PUBLISHED_KINDS:
         raise ValueError(f"{kind} packages are not published by hand")
-    ((latest,),) = await session.fetch(
-        "SELECT coalesce(max(version), 0) FROM packages WHERE kind = $1", kind.value
-    )
     key = await signing_key(session, now_ms)
     checksum = hashlib.sha256(payload).digest()
-    package = sign_package(kind, latest + 1, None, checksum, payload, key)
-    await session.execute(
-        "INSERT INTO packages (kind, version, body, created_ms) VALUES ($1, $2, $3, $4)",
-        kind.value, package.version, encode_package(package), now_ms,
-    )  # fmt: skip
-    return package
+    # Two servers publishing at once on PostgreSQL may both read the same latest version:
+    # the second insert then waits for the first, skips, and reads again (each statement
+    # sees what was committed before it). Each turn round means another publication landed.
+    for _ in range(PUBLISH_TRIES):
+        ((latest,),) = await session.fetch(
+            "SELECT coalesce(max(version), 0) FROM packages WHERE kind = $1", kind.value
+        )
+        package = sign_package(kind, latest + 1, None, checksum, payload, key)
+        inserted = await session.fetch(
+            "INSERT INTO packages (kind, version, body, created_ms) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (kind, version) DO NOTHING RETURNING version",
+            kind.value, package.version, encode_package(package), now_ms,
+        )  # fmt: skip
+        if inserted:
+            return package
+    raise StoreError(f"{kind} packages are being published too fast to take one more")
 
 
 async def latest(session: Session, kind: PackageKind) -> Package | None:
