@@ -30,6 +30,7 @@ def state(validator: Validator) -> object:
         pytest.param((422, "ledger_refused"), id="422"),
         pytest.param((400, "bad_request"), id="400-not-malformed"),
         pytest.param((403, "forbidden"), id="403-from-a-proxy"),
+        pytest.param((401, "authorization_required"), id="401-from-a-proxy"),
     ],
 )
 async def test_an_answer_outside_the_protocol_is_retried_with_backoff(

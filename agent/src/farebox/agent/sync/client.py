@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 CBOR = "application/cbor"
 # 401 codes after which the same request, signed afresh, may well pass.
 RETRYABLE_401 = frozenset({"stale", "replay"})
+# 401 codes by which the server refuses this device (section 8): syncing stops. Another
+# 401 (a proxy's, a deploy's) is an answer outside the protocol, retried like any other.
+REFUSING_401 = frozenset({"unsigned", "bad_signature", "unknown_device", "revoked"})
 # 400 codes by which the server says it cannot decode what the device sent: a bug.
 MALFORMED_400 = frozenset({"malformed", "unsupported_version"})
 
@@ -147,9 +150,9 @@ class DeviceClient:
             )
         code = problem_code(content_type, data)
         where = f"{method} {path} answered {status}" + (f" {code}" if code else "")
-        if status == 401:
-            if code in RETRYABLE_401:
-                raise ServerUnavailableError(where)
+        if status == 401 and code in RETRYABLE_401:
+            raise ServerUnavailableError(where)
+        if status == 401 and code in REFUSING_401:
             raise DeviceRefusedError(where)
         if status == 413:
             raise BatchTooLargeError(where)
