@@ -137,6 +137,16 @@ def test_bad_config_exits_78(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["status", "--config", str(tmp_path / "missing.toml")]) == EX_CONFIG
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "-1"])
+def test_a_number_that_is_not_a_usable_setting_exits_78(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(f'[device]\nid = "bus-1"\n[policy]\nretap_window_s = {value}\n')
+    assert main(["run", "--config", str(path)]) == EX_CONFIG
+    assert "policy.retap_window_s must be a number from 0 to 1e+09" in capsys.readouterr().err
+
+
 def test_status_reports_every_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "agent.toml"
     path.write_text(f'[device]\nid = "bus-1"\n[state]\ndirectory = "{tmp_path}"\n')

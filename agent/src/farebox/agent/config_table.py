@@ -11,6 +11,9 @@ from enum import StrEnum
 from typing import TypeVar
 
 E = TypeVar("E", bound=StrEnum)
+MOST = 1e9
+"""The largest number a setting takes: 31 years in seconds, a petabyte in MB. Beyond it
+a value would overflow the 64-bit times it is turned into."""
 
 
 class Table:
@@ -35,9 +38,14 @@ class Table:
         return value
 
     def number(self, key: str, default: float, *, least: float = 0) -> float:
+        """A number from `least` to MOST (TOML's nan and inf are not numbers here)."""
         value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < least:
-            self._bad(key, f"a number >= {least}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not least <= value <= MOST  # also false for nan
+        ):
+            self._bad(key, f"a number from {least} to {MOST:.0e}")
             return default
         return float(value)
 
