@@ -9,6 +9,7 @@ field.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Mapping
@@ -26,6 +27,10 @@ from farebox.agent.sync.report import read_sync_report
 from farebox.protocol.packages import PackageKind
 
 RUNTIME_FILE = "runtime.json"
+RUN_DIRECTORY = Path("/run/farebox-agent")
+"""Where the runtime file goes while this directory exists (the unit's RuntimeDirectory=,
+a tmpfs): a full SD card cannot keep the service state from being written there, and a
+change of state costs the card no write. Else it goes to the state directory."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +52,48 @@ class RuntimeStatus:
     updated_ms: int
 
 
-def write_runtime(directory: Path, status: RuntimeStatus) -> None:
+def runtime_directory(state_directory: Path) -> Path:
+    """Where the runtime file of an agent with `state_directory` is (see RUN_DIRECTORY)."""
+    return RUN_DIRECTORY if RUN_DIRECTORY.is_dir() else state_directory
+
+
+def write_runtime(state_directory: Path, status: RuntimeStatus) -> None:
     """Replace the runtime file atomically, so `status` never reads half of one."""
+    directory = runtime_directory(state_directory)
     temporary = directory / f".{RUNTIME_FILE}.tmp"
     temporary.write_text(json.dumps(asdict(status), sort_keys=True))
     temporary.replace(directory / RUNTIME_FILE)
 
 
-def read_runtime(directory: Path) -> Mapping[str, object] | None:
+def read_runtime(state_directory: Path) -> Mapping[str, object] | None:
     try:
-        value = json.loads((directory / RUNTIME_FILE).read_text())
+        value = json.loads((runtime_directory(state_directory) / RUNTIME_FILE).read_text())
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def service_state(runtime: Mapping[str, object] | None) -> object:
+    """The service state the runtime file gives, `not running` if there is none or the
+    process that wrote it is gone without saying it stopped (killed, crashed)."""
+    if runtime is None:
+        return "not running"
+    state, pid = runtime.get("service"), runtime.get("pid")
+    if state != "stopped" and not (isinstance(pid, int) and _alive(pid)):
+        return "not running"
+    return state
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and below name process groups, not a process
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # it exists: another user's
+    return True
 
 
 def iso(time_ms: int | None) -> str | None:
@@ -73,7 +107,7 @@ def gather(config: AgentConfig, now_ms: int) -> dict[str, object]:
     path = config.state.database
     report: dict[str, object] = {"device": config.device_id, "database": str(path)}
     runtime = read_runtime(config.state.directory)
-    report["service"] = "not running" if runtime is None else runtime.get("service")
+    report["service"] = service_state(runtime)
     report["runtime"] = runtime
     report["sync"] = sync_status(config)
     if not path.exists():
