@@ -104,6 +104,8 @@ async def serve(config: AgentConfig, store: Store) -> None:
     readers = [build_reader(reader) for reader in config.readers]
     runtime = Runtime(config, store, readers, build_feedback(config), Notifier())
     sync = build_sync(config, store, runtime)
+    if sync is not None:
+        runtime.expect_server_time()
     await runtime.run(stop, [] if sync is None else [sync.run])
 
 

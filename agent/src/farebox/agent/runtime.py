@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Protocol, TypeVar
 
 from farebox.agent import feedback as indications
@@ -113,6 +114,8 @@ class Runtime:
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="store")
         self._busy_since: float | None = None
         self._offset_ms: int | None = None
+        self._server_time_expected = False
+        self._server_time_seen = False
         self._ready = asyncio.Event()
         self._status_written: tuple[object, ...] = ()
 
@@ -134,6 +137,12 @@ class Runtime:
     def clock_measured(self, offset_ms: int) -> None:
         """The sync measured the server's clock minus ours; later taps are judged by it."""
         self._offset_ms = offset_ms
+        self._server_time_seen = True
+
+    def expect_server_time(self) -> None:
+        """A sync will measure the server's clock: housekeeping waits for it (see
+        `_housekeeping_now`)."""
+        self._server_time_expected = True
 
     def reader_states(self) -> dict[str, str]:
         """Each reader's health state by reader id, as the heartbeat reports it."""
@@ -361,16 +370,33 @@ class Runtime:
             self.write_status()
             await _sleep_or_stop(stop, interval)
 
+    def _housekeeping_now(self) -> int | None:
+        """The time housekeeping forgets by: the server's, once a sync of this run measured
+        it; None until then. A clock a year fast at boot (a flat RTC battery, then NTP
+        stepping it back) would otherwise forget every used QR ticket and the riders'
+        history at once. A validator that does not sync goes by its own clock."""
+        if not self._server_time_expected:
+            return self.clock()
+        if not self._server_time_seen or self._offset_ms is None:
+            return None
+        return self.clock() + self._offset_ms
+
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         state = self.config.state
         while not stop.is_set():
+            now = self._housekeeping_now()
             try:
-                dropped = await self.on_store(
-                    lambda: self.store.prune(
-                        self.clock(), retention_ms=state.retention_ms, history_ms=state.history_ms
+                if now is None:
+                    log.info("housekeeping waits for a sync to confirm the clock")
+                else:
+                    prune = partial(
+                        self.store.prune,
+                        now,
+                        retention_ms=state.retention_ms,
+                        history_ms=state.history_ms,
                     )
-                )
-                log.info("housekeeping: pruned %d acknowledged records", dropped)
+                    dropped = await self.on_store(prune)
+                    log.info("housekeeping: pruned %d acknowledged records", dropped)
             except AgentError as error:
                 log.warning("housekeeping failed: %s", error)
             await _sleep_or_stop(stop, HOUSEKEEPING_S)
