@@ -94,7 +94,9 @@ class SyncContext:
             before_sleep=self._retrying,
             reraise=True,
         )
-        return await retrying(request)
+        answer: T = await retrying(request)
+        self.reporter.answered()
+        return answer
 
     def _retrying(self, state: RetryCallState) -> None:
         """Before each wait: log the failure, and note it for `status` (written once per
