@@ -189,11 +189,11 @@ DEVICE_PATHS: Document = {
                 },
                 "304": {"description": "`have` is the latest (or `If-None-Match` matches)"},
                 "400": _problem("`malformed`: a bad kind, version or checksum"),
+                "404": _problem("`no_package`: none of that kind is published"),
                 "409": _problem(
                     "`stoplist_ahead`: a stoplist the server did not publish, which it will not"
                     " renumber past now (once an hour at most, never 2**40 past its own)"
                 ),
-                "404": _problem("`no_package`: none of that kind is published"),
             },
             parameters=_PACKAGE_PARAMETERS,
         )
