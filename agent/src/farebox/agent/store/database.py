@@ -6,6 +6,7 @@ off solely so that the thread that opens it at start-up may hand it over.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -15,6 +16,9 @@ from farebox.agent.errors import StoreError
 from farebox.agent.store.schema import migrate
 
 PAGE_SIZE = 4096
+RESERVE_BYTES = 16 * 2**20
+"""The least the automatic cap leaves free on the state's file system (`automatic_cap`)."""
+SMALLEST_CAP_BYTES = 2**20
 
 
 def connect(
@@ -26,17 +30,30 @@ def connect(
     except sqlite3.Error as error:
         raise StoreError(f"cannot open the state database {path}: {error}") from None
     try:
+        if max_size_bytes is None:
+            size, free = path.stat().st_size, shutil.disk_usage(path.parent).free
+            max_size_bytes = automatic_cap(size, free)
         configure(conn, lock_timeout_ms=lock_timeout_ms, max_size_bytes=max_size_bytes)
         migrate(conn, 0)
-    except sqlite3.Error as error:
+    except (sqlite3.Error, OSError) as error:
         conn.close()
         raise StoreError(f"cannot prepare the state database {path}: {error}") from None
     return conn
 
 
-def configure(
-    conn: sqlite3.Connection, *, lock_timeout_ms: int, max_size_bytes: int | None
-) -> None:
+def automatic_cap(size: int, free: int) -> int:
+    """The cap of a database of `size` bytes with `free` bytes free beside it, when none
+    is configured: all but a reserve of the free space (a tenth, RESERVE_BYTES at least).
+
+    A database that fills its file system cannot come back: the acknowledgement and the
+    pruning that would free a full journal need new write-ahead-log frames too. Capped,
+    the database is full while the file system is not, and they have the reserve. A new
+    database may take SMALLEST_CAP_BYTES whatever the space, to hold its schema.
+    """
+    return max(SMALLEST_CAP_BYTES, size + max(0, free - max(RESERVE_BYTES, free // 10)))
+
+
+def configure(conn: sqlite3.Connection, *, lock_timeout_ms: int, max_size_bytes: int) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout_ms)}")
     conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -46,10 +63,9 @@ def configure(
     # rider saw survives a power cut (NORMAL may lose the last commits in WAL mode).
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    if max_size_bytes is not None:
-        # A cap on the file keeps the journal from filling the card the OS lives on; when
-        # it is reached, writes fail like a full disk and the validator goes out of service.
-        conn.execute(f"PRAGMA max_page_count = {max(1, int(max_size_bytes) // PAGE_SIZE)}")
+    # A cap on the file keeps the journal from filling the card the OS lives on; when it
+    # is reached, writes fail like a full disk and the validator goes out of service.
+    conn.execute(f"PRAGMA max_page_count = {max(1, int(max_size_bytes) // PAGE_SIZE)}")
 
 
 def read_meta(conn: sqlite3.Connection, key: str) -> str | None:
