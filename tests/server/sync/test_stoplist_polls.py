@@ -9,6 +9,7 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import cast
 
 import pytest
@@ -105,6 +106,16 @@ async def test_a_device_fewer_versions_behind_than_the_list_gets_a_delta_read_wi
     assert await poll(ledger, head) == (None, 0)
 
 
+async def is_the_whole_list(
+    ledger: Ledger, package: Package | None, version: int, tokens: Iterable[str]
+) -> None:
+    """`package` is the whole list of `tokens` at `version`, and the books still hold."""
+    assert package is not None
+    assert (package.version, package.is_delta) == (version, False)
+    assert decode_stoplist_change(package.payload).added == frozenset(tokens)
+    assert await ledger.violations() == []
+
+
 async def enrolled(ledger: Ledger, *names: str) -> None:
     for name in names:
         token = await ledger.store.run(devices.create_token, name, DeviceKind.BUS, 0, 10**9)
@@ -119,12 +130,8 @@ async def test_a_device_ahead_of_a_restored_store_gets_the_list_renumbered_past_
     lost = head + 50  # the store was restored from a backup taken 50 versions ago
     with caplog.at_level(logging.WARNING, "farebox.server.sync.publishing"):
         package, _ = await poll(ledger, lost)
-    assert package is not None
-    assert not package.is_delta
-    assert package.version == lost + writes.RENUMBER_STEP
-    assert decode_stoplist_change(package.payload).added == frozenset(LISTED)
+    await is_the_whole_list(ledger, package, lost + writes.RENUMBER_STEP, LISTED)
     assert f"device bus-1 holds a stoplist version {lost} this store did not publish" in caplog.text
-    assert await ledger.violations() == []
     # Any other version, lost or kept, is now behind the head: no second renumbering.
     for have in (head + 20, head - 9):
         package, _ = await poll(ledger, have, "bus-2")
@@ -177,10 +184,7 @@ async def test_a_store_with_no_list_yet_renumbers_its_empty_list_past_a_device_s
 ) -> None:
     await enrolled(ledger, "bus-1")  # a store restored from a backup older than any block
     package, _ = await poll(ledger, 8)
-    assert package is not None
-    assert (package.version, package.is_delta) == (8 + writes.RENUMBER_STEP, False)
-    assert decode_stoplist_change(package.payload).added == frozenset()
-    assert await ledger.violations() == []
+    await is_the_whole_list(ledger, package, 8 + writes.RENUMBER_STEP, ())
 
 
 async def test_the_same_version_of_another_list_is_renumbered_and_sent_whole(
@@ -193,10 +197,7 @@ async def test_the_same_version_of_another_list_is_renumbered_and_sent_whole(
     # The store restored from a backup numbered on to the device's version, another list.
     other = StoplistChecksum.of(["nfc:9999"]).digest()
     package, _ = await poll(ledger, head, checksum=other)
-    assert package is not None
-    assert (package.version, package.is_delta) == (head + writes.RENUMBER_STEP, False)
-    assert decode_stoplist_change(package.payload).added == frozenset(LISTED)
-    assert await ledger.violations() == []
+    await is_the_whole_list(ledger, package, head + writes.RENUMBER_STEP, LISTED)
 
 
 async def test_an_older_version_of_another_list_gets_the_whole_list_not_a_delta(
