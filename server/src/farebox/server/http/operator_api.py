@@ -123,7 +123,7 @@ def _day(request: web.Request) -> date:
 
 
 async def list_devices(request: web.Request) -> web.Response:
-    statuses = await request.app[STORE].run(reports.device_statuses)
+    statuses = await request.app[STORE].read(reports.device_statuses)
     return web.json_response({"devices": [views.device_status(s) for s in statuses]})
 
 
@@ -197,7 +197,7 @@ async def _card(request: web.Request, token: str, version: int) -> web.Response:
 
 
 async def list_tariffs(request: web.Request) -> web.Response:
-    published = await request.app[STORE].run(reports.publications, PackageKind.TARIFF)
+    published = await request.app[STORE].read(reports.publications, PackageKind.TARIFF)
     return web.json_response({"tariffs": [views.publication(p) for p in published]})
 
 
@@ -234,21 +234,21 @@ async def revenue_report(request: web.Request) -> web.Response:
 async def taps_report(request: web.Request) -> web.Response:
     day, policy = _day(request), request.app[SETTINGS].books.policy
     start, end = policy.closes_at_ms(day - timedelta(days=1)), policy.closes_at_ms(day)
-    per_minute = await request.app[STORE].run(reports.records_per_minute, start, end)
+    per_minute = await request.app[STORE].read(reports.records_per_minute, start, end)
     minutes = [{"minute_ms": m, "taps": n} for m, n in per_minute]
     return web.json_response({"day": day.isoformat(), "start_ms": start, "minutes": minutes})
 
 
 async def sync_lag_report(request: web.Request) -> web.Response:
     now = request.app[SETTINGS].clock()
-    statuses = await request.app[STORE].run(reports.device_statuses)
+    statuses = await request.app[STORE].read(reports.device_statuses)
     lags = [views.sync_lag(lag) for lag in reports.sync_lag(statuses, now)]
     return web.json_response({"now_ms": now, "devices": lags})
 
 
 async def list_ticket_alerts(request: web.Request) -> web.Response:
     limit = _query_int(request, "limit", ALERTS)
-    alerts = await request.app[STORE].run(reports.ticket_alerts, limit)
+    alerts = await request.app[STORE].read(reports.ticket_alerts, limit)
     return web.json_response({"alerts": [views.ticket_alert(a) for a in alerts]})
 
 

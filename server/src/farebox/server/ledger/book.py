@@ -249,7 +249,7 @@ class Ledger:
         return await self.store.run(reads.account_state, account_id)
 
     async def statement(self, account_id: str, limit: int = 50) -> list[Entry]:
-        return await self.store.run(reads.statement, account_id, limit)
+        return await self.store.read(reads.statement, account_id, limit)
 
     async def set_credit_limit(self, token: str, currency: str, limit: int) -> None:
         """Change a rider's credit limit; the stoplist follows at once."""
@@ -282,12 +282,12 @@ class Ledger:
         return await self.store.run(reads.stoplist_size)
 
     async def stoplist_tokens(self) -> list[str]:
-        return await self.store.run(reads.stoplist_tokens)
+        return await self.store.read(reads.stoplist_tokens)
 
     async def stoplist_delta(self, since: int, until: int | None = None) -> Delta:
         """Net additions and removals from version `since` to `until` (default: the latest),
         with the checksum of the whole list at `until`."""
-        return await self.store.run(reads.stoplist_delta, since, until)
+        return await self.store.read(reads.stoplist_delta, since, until)
 
     async def settle(
         self,
@@ -371,7 +371,7 @@ class Ledger:
         return await self.store.run(parking.parked_days)
 
     async def revenue(self, day: date) -> list[tuple[str, Money]]:
-        return await self.store.run(reads.revenue, day)
+        return await self.store.read(reads.revenue, day)
 
     async def violations(self) -> list[str]:
-        return await self.store.run(violations)
+        return await self.store.read(violations)

@@ -238,5 +238,15 @@ class PostgresStore:
                     raise StoreError(f"the PostgreSQL store cannot be reached: {error}") from error
             attempt += 1
 
+    async def read(
+        self,
+        work: Callable[Concatenate[Session, P], Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        # A PostgreSQL reader holds up no writer (MVCC): a transaction like any other.
+        return await self.run(work, *args, **kwargs)
+
     async def close(self) -> None:
         await self._pool.close()

@@ -292,6 +292,26 @@ class _SqliteSession:
         return head
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """SQLite's errors that are the store's refusals, as ServerErrors."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+            raise StoreFullError(f"the SQLite store is full: {error}") from error
+        if str(error) == "integer overflow":  # sum() past 64 bits
+            raise OutOfRangeError from error
+        raise
+    except sqlite3.IntegrityError as error:
+        # A sum past 64 bits is made a REAL, which a STRICT table's integer refuses.
+        if error.sqlite_errorcode == SQLITE_CONSTRAINT_DATATYPE:
+            raise OutOfRangeError from error
+        raise
+    except OverflowError as error:  # an integer past 64 bits, refused as it was bound
+        raise OutOfRangeError from error
+
+
 def _to_end(work: Awaitable[T]) -> T:
     """Run a job's coroutine to its end at once, on the calling thread.
 
@@ -387,6 +407,8 @@ class SqliteStore:
         self._url = url
         self._executor = executor
         self._connection: sqlite3.Connection | None = None
+        self._reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farebox-read")
+        self._reader: sqlite3.Connection | None = None
         self._turns: int | None = None
         self._waiting: collections.deque[_Job] = collections.deque()
         self._group: asyncio.Future[tuple[list[_Outcome], list[_Job]]] | None = None
@@ -493,21 +515,35 @@ class SqliteStore:
             self._start_group()
         # A caller that stops waiting cancels its future: a job not started is skipped, a
         # job already running finishes with its group and its result is dropped.
-        try:
+        with _refusals():
             return await job[1]  # type: ignore[no-any-return]  # the future of `work`'s result
-        except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
-                raise StoreFullError(f"the SQLite store is full: {error}") from error
-            if str(error) == "integer overflow":  # sum() past 64 bits
-                raise OutOfRangeError from error
-            raise
-        except sqlite3.IntegrityError as error:
-            # A sum past 64 bits is made a REAL, which a STRICT table's integer refuses.
-            if error.sqlite_errorcode == SQLITE_CONSTRAINT_DATATYPE:
-                raise OutOfRangeError from error
-            raise
-        except OverflowError as error:  # an integer past 64 bits, refused as it was bound
-            raise OutOfRangeError from error
+
+    async def read(
+        self,
+        work: Callable[Concatenate[Session, P], Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `work` on a connection and thread of its own that may only read: WAL lets
+        it read one moment of the store while a writer goes on."""
+        path = self._url.removeprefix(PREFIX)
+
+        def reading() -> T:
+            if self._reader is None:
+                self._reader = _connect(path)
+                self._reader.execute("PRAGMA query_only = ON")
+            reader = self._reader
+            reader.execute("BEGIN")
+            try:
+                return _to_end(work(_SqliteSession(reader), *args, **kwargs))
+            finally:
+                reader.execute("ROLLBACK")
+
+        if self._connection is None:
+            raise StoreError("the store is closed")
+        with _refusals():
+            return await asyncio.get_running_loop().run_in_executor(self._reading, reading)
 
     def _start_group(self) -> None:
         """Send the waiting jobs (up to GROUP) to the thread as one transaction.
@@ -572,3 +608,7 @@ class SqliteStore:
             turns, self._turns = self._turns, None
             os.close(turns)
         self._executor.shutdown(wait=True)
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await asyncio.get_running_loop().run_in_executor(self._reading, reader.close)
+        self._reading.shutdown(wait=True)

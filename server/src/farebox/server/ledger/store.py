@@ -116,6 +116,18 @@ class Store(Protocol):
         roll back if it raises."""
         ...
 
+    async def read(
+        self,
+        work: Callable[Concatenate[Session, P], Awaitable[T]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `work`, which only reads, in one transaction; where the store can, beside
+        the writers rather than in turn with them (a report over a day's taps must not
+        hold up the uploads)."""
+        ...
+
     async def close(self) -> None: ...
 
 

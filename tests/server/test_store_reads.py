@@ -1,0 +1,54 @@
+"""Reads beside the writers: a report over a day's taps does not hold up the uploads.
+
+On SQLite a read runs on a connection and thread of its own that may only read; WAL lets
+it see one moment of the store while a writer (another process here) holds the write
+lock. On PostgreSQL a read is a transaction like any other, which no writer waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from farebox.server.ledger.store import Session, open_store
+
+
+async def stoplist_version(session: Session) -> int:
+    ((version,),) = await session.fetch("SELECT version FROM stoplist_head")
+    return int(version)
+
+
+async def writes_anyway(session: Session) -> None:
+    await session.execute("UPDATE stoplist_head SET version = version + 1")
+
+
+async def test_a_read_goes_on_while_another_process_writes(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    writer = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    try:
+        await store.migrate()
+        writer.execute("BEGIN IMMEDIATE")  # another server process, mid-transaction
+        writer.execute("UPDATE stoplist_head SET version = 7")
+        started = time.monotonic()
+        assert await asyncio.wait_for(store.read(stoplist_version), 5) == 0  # not yet his
+        assert time.monotonic() - started < 1  # no wait for the write lock
+        writer.execute("COMMIT")
+        assert await store.read(stoplist_version) == 7
+    finally:
+        writer.close()
+        await store.close()
+
+
+async def test_a_read_may_not_write(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        await store.migrate()
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await store.read(writes_anyway)
+        assert await store.read(stoplist_version) == 0
+    finally:
+        await store.close()
