@@ -14,7 +14,7 @@ from farebox.agent.cli import main
 from farebox.agent.config import load_config, parse_config
 from farebox.agent.errors import CacheError, ConfigError
 from farebox.agent.store.state import Store
-from farebox.agent.sync.report import Reporter, read_sync_report
+from farebox.agent.sync.report import Reporter
 from farebox.agent.sync.windows import SyncWindows
 from farebox.protocol import cbor
 from farebox.protocol.chain import Cursor
@@ -129,19 +129,3 @@ def test_status_shows_the_sync(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert (sync["state"], sync["halted"]) == ("uploads_halted", "batch refused (fork)")
     assert main(["status", "--config", str(path)]) == 0
     assert "uploads_halted" in capsys.readouterr().out
-
-
-def test_the_same_error_after_an_answer_is_a_new_outage_with_its_own_time(
-    tmp_path: Path,
-) -> None:
-    now = [MORNING_MS]
-    reporter = Reporter(tmp_path, "https://s.example", lambda: now[0])
-    reporter.error("answered 503")
-    now[0] += 60_000
-    reporter.error("answered 503")  # the same outage, retried: its first time stays
-    assert reporter.report.last_error_ms == MORNING_MS
-    reporter.answered()  # the server came back
-    now[0] += 3_600_000
-    reporter.error("answered 503")  # an hour later, down again
-    assert reporter.report.last_error_ms == MORNING_MS + 3_660_000
-    assert (read_sync_report(tmp_path) or {})["last_error_ms"] == MORNING_MS + 3_660_000

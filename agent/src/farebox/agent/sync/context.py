@@ -94,9 +94,7 @@ class SyncContext:
             before_sleep=self._retrying,
             reraise=True,
         )
-        answer: T = await retrying(request)
-        self.reporter.answered()
-        return answer
+        return await retrying(request)
 
     def _retrying(self, state: RetryCallState) -> None:
         """Before each wait: log the failure, and note it for `status` (written once per

@@ -52,18 +52,11 @@ class Reporter:
         self.directory = directory
         self.clock = clock
         self.report = SyncReport(server, SyncState.RUNNING)
-        self._answered_since_error = False
         self._write()
 
-    def answered(self) -> None:
-        """The server answered a request: the next error starts a new outage (no write)."""
-        self._answered_since_error = True
-
     def error(self, message: str) -> None:
-        """Note an error; the same one again, with no answer between, keeps the time it was
-        first seen (and costs no write), the same one after an answer is a new outage."""
-        if message != self.report.last_error or self._answered_since_error:
-            self._answered_since_error = False
+        """Note an error; the same one again keeps the time it was first seen (no write)."""
+        if message != self.report.last_error:
             self._set(replace(self.report, last_error=message, last_error_ms=self.clock()))
 
     def halted(self, reason: str) -> None:
