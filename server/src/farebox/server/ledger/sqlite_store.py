@@ -409,6 +409,7 @@ class SqliteStore:
         self._connection: sqlite3.Connection | None = None
         self._reading = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farebox-read")
         self._reader: sqlite3.Connection | None = None
+        self._closed = False
         self._turns: int | None = None
         self._waiting: collections.deque[_Job] = collections.deque()
         self._group: asyncio.Future[tuple[list[_Outcome], list[_Job]]] | None = None
@@ -526,8 +527,11 @@ class SqliteStore:
         **kwargs: P.kwargs,
     ) -> T:
         """Run `work` on a connection and thread of its own that may only read: WAL lets
-        it read one moment of the store while a writer goes on."""
+        it read one moment of the store while a writer goes on. (A store in memory has
+        one connection: its reads run in turn with the writes.)"""
         path = self._url.removeprefix(PREFIX)
+        if path == ":memory:":
+            return await self.run(work, *args, **kwargs)
 
         def reading() -> T:
             if self._reader is None:
@@ -540,7 +544,7 @@ class SqliteStore:
             finally:
                 reader.execute("ROLLBACK")
 
-        if self._connection is None:
+        if self._closed:
             raise StoreError("the store is closed")
         with _refusals():
             return await asyncio.get_running_loop().run_in_executor(self._reading, reading)
@@ -595,6 +599,7 @@ class SqliteStore:
 
     async def close(self) -> None:
         """Finish the transactions already asked for, then close the file."""
+        self._closed = True
         while self._group is not None or self._gathering is not None:
             if self._gathering is not None:
                 self._gathering.cancel()
@@ -608,7 +613,11 @@ class SqliteStore:
             turns, self._turns = self._turns, None
             os.close(turns)
         self._executor.shutdown(wait=True)
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
-            await asyncio.get_running_loop().run_in_executor(self._reading, reader.close)
+
+        def close_reader() -> None:  # after the reads already asked for, on their thread
+            if self._reader is not None:
+                reader, self._reader = self._reader, None
+                reader.close()
+
+        await asyncio.get_running_loop().run_in_executor(self._reading, close_reader)
         self._reading.shutdown(wait=True)
