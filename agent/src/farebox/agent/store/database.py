@@ -17,8 +17,8 @@ from farebox.agent.store.schema import migrate
 
 PAGE_SIZE = 4096
 RESERVE_BYTES = 16 * 2**20
-"""The least the automatic cap leaves free on the state's file system (`automatic_cap`)."""
-SMALLEST_CAP_BYTES = 2**20
+"""What the automatic cap leaves free on the state's file system at least, unless that is
+more than half of the free space (`automatic_cap`)."""
 
 
 def connect(
@@ -30,11 +30,14 @@ def connect(
     except sqlite3.Error as error:
         raise StoreError(f"cannot open the state database {path}: {error}") from None
     try:
+        configure(conn, lock_timeout_ms=lock_timeout_ms)
+        migrate(conn, 0)  # before the cap: an upgrade on a full card still starts
         if max_size_bytes is None:
-            size, free = path.stat().st_size, shutil.disk_usage(path.parent).free
-            max_size_bytes = automatic_cap(size, free)
-        configure(conn, lock_timeout_ms=lock_timeout_ms, max_size_bytes=max_size_bytes)
-        migrate(conn, 0)
+            (pages,) = conn.execute("PRAGMA page_count").fetchone()
+            max_size_bytes = automatic_cap(pages * PAGE_SIZE, shutil.disk_usage(path.parent).free)
+        # A cap on the file keeps the journal from filling the card the OS lives on; when
+        # it is reached, writes fail like a full disk and the validator goes out of service.
+        conn.execute(f"PRAGMA max_page_count = {max(1, int(max_size_bytes) // PAGE_SIZE)}")
     except (sqlite3.Error, OSError) as error:
         conn.close()
         raise StoreError(f"cannot prepare the state database {path}: {error}") from None
@@ -43,17 +46,19 @@ def connect(
 
 def automatic_cap(size: int, free: int) -> int:
     """The cap of a database of `size` bytes with `free` bytes free beside it, when none
-    is configured: all but a reserve of the free space (a tenth, RESERVE_BYTES at least).
+    is configured: all but a reserve of the free space, a tenth of it, RESERVE_BYTES at
+    least but half of it at most.
 
     A database that fills its file system cannot come back: the acknowledgement and the
     pruning that would free a full journal need new write-ahead-log frames too. Capped,
-    the database is full while the file system is not, and they have the reserve. A new
-    database may take SMALLEST_CAP_BYTES whatever the space, to hold its schema.
+    the database is full while the file system is not, and they have the reserve; on a
+    nearly full card, an offline bus still has half of what is left to record taps in.
     """
-    return max(SMALLEST_CAP_BYTES, size + max(0, free - max(RESERVE_BYTES, free // 10)))
+    reserve = min(max(RESERVE_BYTES, free // 10), free // 2)
+    return size + free - reserve
 
 
-def configure(conn: sqlite3.Connection, *, lock_timeout_ms: int, max_size_bytes: int) -> None:
+def configure(conn: sqlite3.Connection, *, lock_timeout_ms: int) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout_ms)}")
     conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -63,9 +68,6 @@ def configure(conn: sqlite3.Connection, *, lock_timeout_ms: int, max_size_bytes:
     # rider saw survives a power cut (NORMAL may lose the last commits in WAL mode).
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    # A cap on the file keeps the journal from filling the card the OS lives on; when it
-    # is reached, writes fail like a full disk and the validator goes out of service.
-    conn.execute(f"PRAGMA max_page_count = {max(1, int(max_size_bytes) // PAGE_SIZE)}")
 
 
 def read_meta(conn: sqlite3.Connection, key: str) -> str | None:
