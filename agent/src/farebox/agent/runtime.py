@@ -371,15 +371,18 @@ class Runtime:
             await _sleep_or_stop(stop, interval)
 
     def _housekeeping_now(self) -> int | None:
-        """The time housekeeping forgets by: the server's, once a sync of this run measured
-        it; None until then. A clock a year fast at boot (a flat RTC battery, then NTP
-        stepping it back) would otherwise forget every used QR ticket and the riders'
-        history at once. A validator that does not sync goes by its own clock."""
+        """The time housekeeping forgets by: our clock, which stamped what it forgets, once
+        a sync of this run found it within `policy.max_drift_s` of the server's; None while
+        it has not. A clock a year fast at boot (a flat RTC battery, before NTP steps it
+        back) would otherwise forget every used QR ticket and the riders' history at once,
+        and one days slow, by the server's time, what it stamped today. A validator that
+        does not sync goes by its own clock."""
         if not self._server_time_expected:
             return self.clock()
-        if not self._server_time_seen or self._offset_ms is None:
+        offset = self._offset_ms
+        if not self._server_time_seen or offset is None:
             return None
-        return self.clock() + self._offset_ms
+        return self.clock() if abs(offset) <= self.config.policy.max_drift_ms else None
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
         state = self.config.state
@@ -387,7 +390,7 @@ class Runtime:
             now = self._housekeeping_now()
             try:
                 if now is None:
-                    log.info("housekeeping waits for a sync to confirm the clock")
+                    log.info("housekeeping waits for a sync to find the clock right")
                 else:
                     prune = partial(
                         self.store.prune,
