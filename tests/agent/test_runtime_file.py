@@ -49,4 +49,5 @@ def test_the_runtime_file_goes_to_the_run_directory_while_it_exists(
     run.mkdir()  # systemd's RuntimeDirectory=, a tmpfs
     write_runtime(state, written(os.getpid(), "out_of_service"))
     assert [p.name for p in run.iterdir()] == ["runtime.json"]
+    assert list(state.iterdir()) == []  # the earlier release's file is gone
     assert service_state(read_runtime(state)) == "out_of_service"

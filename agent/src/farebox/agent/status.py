@@ -63,6 +63,8 @@ def write_runtime(state_directory: Path, status: RuntimeStatus) -> None:
     temporary = directory / f".{RUNTIME_FILE}.tmp"
     temporary.write_text(json.dumps(asdict(status), sort_keys=True))
     temporary.replace(directory / RUNTIME_FILE)
+    if directory != state_directory:  # one an earlier release left would mislead `status`
+        (state_directory / RUNTIME_FILE).unlink(missing_ok=True)
 
 
 def read_runtime(state_directory: Path) -> Mapping[str, object] | None:
