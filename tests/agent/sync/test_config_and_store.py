@@ -14,7 +14,7 @@ from farebox.agent.cli import main
 from farebox.agent.config import load_config, parse_config
 from farebox.agent.errors import CacheError, ConfigError
 from farebox.agent.store.state import Store
-from farebox.agent.sync.report import Reporter
+from farebox.agent.sync.report import Reporter, read_sync_report
 from farebox.agent.sync.windows import SyncWindows
 from farebox.protocol import cbor
 from farebox.protocol.chain import Cursor
@@ -129,3 +129,20 @@ def test_status_shows_the_sync(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert (sync["state"], sync["halted"]) == ("uploads_halted", "batch refused (fork)")
     assert main(["status", "--config", str(path)]) == 0
     assert "uploads_halted" in capsys.readouterr().out
+
+
+def test_an_outage_keeps_its_first_time_until_its_own_requests_are_answered(
+    tmp_path: Path,
+) -> None:
+    now = [MORNING_MS]
+    reporter = Reporter(tmp_path, "https://s.example", lambda: now[0])
+    reporter.error("POST /v1/batches answered 503", "uploads")
+    now[0] += 60_000
+    reporter.answered("heartbeats")  # they get through meanwhile
+    reporter.error("POST /v1/batches answered 503", "uploads")  # retried: the same outage
+    assert reporter.report.last_error_ms == MORNING_MS
+    reporter.answered("uploads")  # the server takes batches again
+    now[0] += 3_600_000
+    reporter.error("POST /v1/batches answered 503", "uploads")  # an hour later, down again
+    assert reporter.report.last_error_ms == MORNING_MS + 3_660_000
+    assert (read_sync_report(tmp_path) or {})["last_error_ms"] == MORNING_MS + 3_660_000

@@ -4,6 +4,7 @@ a wrong clock; halted on a fork, stopped when revoked."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -171,3 +172,23 @@ async def test_a_malformed_answer_halts_uploads(server: SyncServer, validator: V
     await validator.halt()
     assert len(server.posts(BATCHES)) == 1
     assert (await validator.on_store(validator.store.figures)).unacked == 3
+
+
+async def test_an_upload_outage_keeps_its_first_time_while_heartbeats_get_through(
+    server: SyncServer, validator: Validator
+) -> None:
+    server.fail(BATCHES, *([503] * 12))
+    await validator.taps(3)
+    validator.start()
+    seen: set[object] = set()
+    for _ in range(500):  # 10 s at most
+        if validator.store.acked.seq == 3:
+            break
+        await asyncio.sleep(0.02)
+        report = read_sync_report(validator.directory) or {}
+        if "batches" in str(report.get("last_error")):
+            seen.add(report["last_error_ms"])
+    await validator.halt()
+    assert validator.store.acked.seq == 3
+    assert len(server.heartbeats) > 0  # they went through meanwhile
+    assert len(seen) == 1  # one outage, one time: the first retry's

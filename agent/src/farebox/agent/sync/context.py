@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -81,9 +82,10 @@ class SyncContext:
             await self.pause(min(wait, WINDOW_CHECK_S))
         return False
 
-    async def call(self, request: Callable[[], Awaitable[T]]) -> T:
-        """Run `request`, retrying ServerUnavailableError with backoff and full jitter until
-        it succeeds, the window closes or the sync stops (then the last error is raised)."""
+    async def call(self, request: Callable[[], Awaitable[T]], source: str) -> T:
+        """Run `request` for `source` (see `Reporter.answered`), retrying
+        ServerUnavailableError with backoff and full jitter until it succeeds, the window
+        closes or the sync stops (then the last error is raised)."""
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(ServerUnavailableError),
             wait=wait_random_exponential(
@@ -91,12 +93,14 @@ class SyncContext:
             ),
             stop=lambda _: self.stopping or not self.window_open(),
             sleep=self.pause,
-            before_sleep=self._retrying,
+            before_sleep=functools.partial(self._retrying, source=source),
             reraise=True,
         )
-        return await retrying(request)
+        answer: T = await retrying(request)
+        self.reporter.answered(source)
+        return answer
 
-    def _retrying(self, state: RetryCallState) -> None:
+    def _retrying(self, state: RetryCallState, source: str) -> None:
         """Before each wait: log the failure, and note it for `status` (written once per
         distinct error, so the retries of one failure cost the SD card nothing)."""
         outcome = state.outcome
@@ -104,7 +108,7 @@ class SyncContext:
         wait = 0.0 if state.next_action is None else state.next_action.sleep
         log.warning("sync: %s; retry %d in %.1f s", error, state.attempt_number, wait)
         if error is not None:
-            self.reporter.error(str(error))
+            self.reporter.error(str(error), source)
 
     def refuse(self, error: DeviceRefusedError) -> None:
         """The server no longer accepts this device: stop every loop, loudly."""

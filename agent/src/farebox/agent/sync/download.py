@@ -62,7 +62,7 @@ class DownloadLoop:
                 await self.poll(kind)
             except (CacheError, ServerRejectedError, ServerUnavailableError) as error:
                 log.error("%s package not applied: %s", kind, error)
-                self.context.reporter.error(f"{kind}: {error}")
+                self.context.reporter.error(f"{kind}: {error}", _polls(kind))
 
     async def poll(self, kind: PackageKind) -> None:
         """Fetch and apply the newest `kind` package, if the server has a newer one."""
@@ -87,7 +87,7 @@ class DownloadLoop:
         if checksum is not None:
             path += f"&checksum={checksum.hex()}"
         context = self.context
-        answer = await context.call(partial(context.client.request, "GET", path))
+        answer = await context.call(partial(context.client.request, "GET", path), _polls(kind))
         if answer.status == 304 and kind is PackageKind.STOPLIST:
             await context.on_store(context.store.confirm_stoplist, have, context.clock())
         if answer.status in (304, 404):
@@ -113,7 +113,8 @@ class DownloadLoop:
     async def learn_keys(self) -> None:
         """Fetch the server's package-key endorsements and trust the keys they vouch for."""
         path = "/v1/package-keys"
-        answer = await self.context.call(partial(self.context.client.request, "GET", path))
+        request = partial(self.context.client.request, "GET", path)
+        answer = await self.context.call(request, "package keys")
         if answer.status != 200:
             raise ServerRejectedError(f"GET {path} answered {answer.status}")
         try:
@@ -122,6 +123,11 @@ class DownloadLoop:
             raise CacheError(f"package-key endorsements do not decode: {error}") from None
         for key in await asyncio.to_thread(self.keys.learn, chain):
             log.warning("now trusting package key %s, endorsed by a trusted one", key.key_id.hex())
+
+
+def _polls(kind: PackageKind) -> str:
+    """The polls of `kind` packages, as a source of errors and answers for `status`."""
+    return f"{kind} packages"
 
 
 def _held(store: Store, kind: PackageKind) -> tuple[int, bytes | None]:

@@ -21,6 +21,8 @@ from farebox.protocol.packages import PackageKind
 
 log = logging.getLogger(__name__)
 HEARTBEAT_PATH = "/v1/heartbeat"
+HEARTBEATS = "heartbeats"
+"""The heartbeats' errors and answers, for `status` (see `Reporter.answered`)."""
 
 
 class HeartbeatLoop:
@@ -38,7 +40,7 @@ class HeartbeatLoop:
                 await self.beat()
             except (ServerRejectedError, ServerUnavailableError) as error:
                 log.warning("heartbeat not sent: %s", error)
-                context.reporter.error(f"heartbeat: {error}")
+                context.reporter.error(f"heartbeat: {error}", HEARTBEATS)
             await context.pause(context.config.heartbeat_s)
 
     async def beat(self) -> None:
@@ -46,7 +48,8 @@ class HeartbeatLoop:
         readers = dict(self.readers())  # reader health is read on the event loop's thread
         heartbeat = await context.on_store(self.gather, context.store, readers)
         body = encode_heartbeat(heartbeat)
-        answer = await context.call(partial(context.client.request, "POST", HEARTBEAT_PATH, body))
+        request = partial(context.client.request, "POST", HEARTBEAT_PATH, body)
+        answer = await context.call(request, HEARTBEATS)
         if answer.status != 204:
             raise ServerRejectedError(f"POST {HEARTBEAT_PATH} answered {answer.status}")
 

@@ -52,11 +52,21 @@ class Reporter:
         self.directory = directory
         self.clock = clock
         self.report = SyncReport(server, SyncState.RUNNING)
+        self._failing: str | None = None  # what the error shown came from
+        self._recovered = False
         self._write()
 
-    def error(self, message: str) -> None:
-        """Note an error; the same one again keeps the time it was first seen (no write)."""
-        if message != self.report.last_error:
+    def answered(self, source: str) -> None:
+        """`source` (uploads, heartbeats, a package's polls) was answered: an error of its
+        own after this is a new outage (noted in memory, no write)."""
+        if source == self._failing:
+            self._recovered = True
+
+    def error(self, message: str, source: str = "") -> None:
+        """Note an error of `source`; the same one again keeps the time it was first seen
+        (and costs no write), unless `source` was answered in between: a new outage."""
+        if message != self.report.last_error or self._recovered:
+            self._failing, self._recovered = source, False
             self._set(replace(self.report, last_error=message, last_error_ms=self.clock()))
 
     def halted(self, reason: str) -> None:

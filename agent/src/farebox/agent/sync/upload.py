@@ -53,6 +53,8 @@ from farebox.protocol.session import (
 
 log = logging.getLogger(__name__)
 BATCHES_PATH = "/v1/batches"
+UPLOADS = "uploads"
+"""The uploads' errors and answers, for `status` (see `Reporter.answered`)."""
 # How often, at most, the loop looks at the journal's depth between flushes.
 TICK_S = 1.0
 # How often a halted uploader sends its batch again, to see if the server now takes it.
@@ -95,9 +97,9 @@ class UploadLoop:
             if not pending:
                 return True
             try:
-                event = await context.call(partial(self._send, uploader, pending))
+                event = await context.call(partial(self._send, uploader, pending), UPLOADS)
             except ServerUnavailableError as error:
-                context.reporter.error(str(error))
+                context.reporter.error(str(error), UPLOADS)
                 return False
             except BatchTooLargeError as error:
                 if self.max_records == 1:
@@ -115,7 +117,7 @@ class UploadLoop:
             except StoreError as error:
                 # The server holds the records; they are marked acked by the next answer.
                 log.warning("cannot record the server's answer: %s", error)
-                context.reporter.error(str(error))
+                context.reporter.error(str(error), UPLOADS)
                 return False
         return False
 
