@@ -13,7 +13,7 @@ from farebox.agent.cli import EX_UNAVAILABLE, main
 from farebox.agent.config import parse_config
 from farebox.agent.errors import EnrollmentError
 from farebox.agent.store.state import Store
-from farebox.agent.sync.enroll import enroll
+from farebox.agent.sync.enroll import NEW_KEY_FILE, enroll
 from farebox.agent.sync.enrollment import KEY_FILE, read_enrollment
 from farebox.protocol.enrollment import DeviceKind
 from farebox.protocol.keyfile import load_key
@@ -59,10 +59,17 @@ async def test_enrolling_twice_is_refused_unless_forced(
     server.tokens["t-2"] = DEVICE
     with pytest.raises(EnrollmentError, match="already enrolled"):
         await asyncio.to_thread(enroll, base_url, "t-2", tmp_path)
+    # A refused token leaves the device enrolled with the key the server holds.
+    with pytest.raises(EnrollmentError, match="refused the token"):
+        await asyncio.to_thread(enroll, base_url, "spent", tmp_path, force=True)
+    assert (tmp_path / KEY_FILE).read_bytes() == old_key
+    assert read_enrollment(tmp_path) == first
     again = await asyncio.to_thread(enroll, base_url, "t-2", tmp_path, force=True)
     assert again.device == first.device
     assert (tmp_path / KEY_FILE).read_bytes() != old_key
     assert server.devices[DEVICE].key == load_key(tmp_path / KEY_FILE).verify_key
+    with pytest.raises(FileNotFoundError):  # the new key is the key now
+        (tmp_path / NEW_KEY_FILE).read_bytes()
 
 
 async def test_a_refused_token_and_an_absent_server(

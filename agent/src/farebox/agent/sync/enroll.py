@@ -5,7 +5,9 @@ The steps are ordered so that an interruption can be retried: the key is made fi
 reused by a retry, since a key the server never saw is as good as new), then the server
 is asked, the config package it sent is verified and applied, and only then is the
 enrollment file written. A device is enrolled once; `force` makes a new key and enrolls
-again (a new token is needed, since each works once).
+again (a new token is needed, since each works once). The new key waits beside the
+working one (`device.key.new`) until the server has taken it and the enrollment is
+written: a refused token, or a server away, leaves the device enrolled as it was.
 """
 
 from __future__ import annotations
@@ -41,14 +43,12 @@ from farebox.protocol.packages import PackageKind, decode_package
 
 log = logging.getLogger(__name__)
 ENROLL_PATH = "/v1/enroll"
+NEW_KEY_FILE = KEY_FILE + ".new"
 
 
-def device_key(directory: Path, *, fresh: bool) -> SigningKey:
-    """The device key in `directory`: made now if absent (or if `fresh`), else reused."""
-    path = directory / KEY_FILE
-    if fresh:
-        path.unlink(missing_ok=True)
-    elif path.exists():
+def device_key(path: Path) -> SigningKey:
+    """The key kept at `path`, made now if there is none."""
+    if path.exists():
         return load_key(path)
     key = SigningKey.generate()
     save_key(path, key)
@@ -75,8 +75,9 @@ def enroll(
             f"already enrolled as {held.device!r} with {held.server}; pass --force to enroll again"
         )
     directory.mkdir(parents=True, exist_ok=True)
+    key_path = directory / (NEW_KEY_FILE if force else KEY_FILE)
     try:
-        key = device_key(directory, fresh=force)
+        key = device_key(key_path)
         body = encode_enroll_request(EnrollRequest(token, key.verify_key))
     except ProtocolError as error:
         raise EnrollmentError(str(error)) from None
@@ -99,6 +100,8 @@ def enroll(
         enrollment.device, enrollment.kind, enrollment.package_keys, server, clock()
     )
     write_enrollment(directory, enrolled)
+    if force:  # a crash before this is mended by running the same command again
+        key_path.replace(directory / KEY_FILE)
     log.info("enrolled as %s (%s) with %s", enrolled.device, enrolled.kind, server)
     return enrolled
 
