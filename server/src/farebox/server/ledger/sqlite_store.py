@@ -598,8 +598,9 @@ class SqliteStore:
         _answer(outcomes)
 
     async def close(self) -> None:
-        """Finish the transactions already asked for, then close the file."""
-        self._closed = True
+        """Finish the transactions already asked for, then close the file (once: closing
+        again does nothing more)."""
+        reading_open, self._closed = not self._closed, True
         while self._group is not None or self._gathering is not None:
             if self._gathering is not None:
                 self._gathering.cancel()
@@ -619,5 +620,6 @@ class SqliteStore:
                 reader, self._reader = self._reader, None
                 reader.close()
 
-        await asyncio.get_running_loop().run_in_executor(self._reading, close_reader)
-        self._reading.shutdown(wait=True)
+        if reading_open:
+            await asyncio.get_running_loop().run_in_executor(self._reading, close_reader)
+            self._reading.shutdown(wait=True)
