@@ -25,12 +25,12 @@ CAP_BYTES = 256 * 1024
 BATCHES = "/v1/batches"
 
 
-def fill(store: Store, start: int) -> int:
-    """Record taps until the journal refuses one; the count recorded."""
+def fill(store: Store, start: int, every_ms: int = 1000) -> int:
+    """Record taps `every_ms` apart until the journal refuses one; the count recorded."""
     count = 0
     try:
         while True:
-            at = MORNING_MS + (start + count) * 1000
+            at = MORNING_MS + (start + count) * every_ms
             store.record(at, ClockState.SYNCED, ROUTE_12, accepted_tap(), remember=True)
             count += 1
     except JournalUnavailableError:
@@ -53,6 +53,22 @@ def test_acknowledged_records_make_way_for_taps_in_a_full_journal(tmp_path: Path
         assert [e.record.seq for e in store.pending(10_000)] == list(range(acked + 1, head + 1))
         assert store.figures().kept == head - acked
         assert store.verify().seq == head
+    finally:
+        store.close()
+
+
+def test_rider_history_but_the_last_day_makes_way_when_no_record_can(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "agent.db", DEVICE, lock_timeout_ms=200, max_size_bytes=CAP_BYTES)
+    try:
+        taken, start = [], 0
+        for _ in range(5):  # a busy turnstile: taps ten minutes apart, days of them
+            taken.append(fill(store, start, every_ms=600_000))
+            start += taken[-1]
+            store.acknowledge(store.cursor, MORNING_MS)  # the server holds every record
+        assert min(taken) > taken[0] // 2  # history did not crowd the journal out
+        newest = MORNING_MS + (start - 1) * 600_000
+        recent = store.recent(accepted_tap().token, newest - 86_400_000)
+        assert len(recent) > 100  # the last day's history is kept
     finally:
         store.close()
 

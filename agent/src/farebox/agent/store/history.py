@@ -116,3 +116,17 @@ def prune(conn: sqlite3.Connection, before_ms: int, now_ms: int) -> None:
     """Forget taps older than `before_ms` and tickets expired by `now_ms`."""
     conn.execute("DELETE FROM history WHERE time_ms < ?", (before_ms,))
     conn.execute("DELETE FROM used_tickets WHERE until_ms < ?", (now_ms,))
+
+
+def shed(conn: sqlite3.Connection, keep_ms: int) -> int:
+    """Forget the taps older than `keep_ms` before the newest one; return how many.
+
+    The journal's last resort for room: the fares a validator charged with less history
+    (a weekly cap not seen) the server's settlement re-rates, a record it cannot journal
+    is a rider at the gate turned away.
+    """
+    found = conn.execute(
+        "DELETE FROM history WHERE time_ms < (SELECT max(time_ms) FROM history) - ?",
+        (keep_ms,),
+    )
+    return found.rowcount

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # The reserve that acknowledgements and pruning may spend when the journal is full.
 BALLAST_BYTES = 16 * PAGE_SIZE
+HISTORY_KEPT_MS = 86_400_000
+"""The rider history a full journal keeps when it must forget some: a day, enough for the
+re-tap, passback and transfer checks and the day's cap."""
 
 
 class Store:
@@ -158,15 +161,29 @@ class Store:
             except sqlite3.Error as error:
                 if not _full(error):
                     raise
-                dropped = self._maintain(lambda: journal.prune(self._conn), "make room")
-                if dropped:
-                    log.warning("journal full: pruned %d acknowledged records early", dropped)
-                self._lay_ballast()
+                self._make_room()
             if self._cursor_stale:
                 self._cursor = journal.head(self._conn, self.device)
                 self._cursor_stale = False
         except (sqlite3.Error, StoreError) as error:
             raise JournalUnavailableError(f"the journal is still not writable: {error}") from None
+
+    def _make_room(self) -> None:
+        """Prune every acknowledged record but the newest; if the database is still full,
+        forget rider history but the last day's; then lay the ballast, or raise."""
+        dropped = self._maintain(lambda: journal.prune(self._conn), "make room")
+        if dropped:
+            log.warning("journal full: pruned %d acknowledged records early", dropped)
+        try:
+            self._lay_ballast()
+            return
+        except sqlite3.Error as error:
+            if not _full(error):
+                raise
+        shed = self._maintain(lambda: history.shed(self._conn, HISTORY_KEPT_MS), "make room")
+        if shed:
+            log.warning("journal full: forgot %d rider history rows older than a day", shed)
+        self._lay_ballast()
 
     def _lay_ballast(self) -> None:
         with transaction(self._conn):
