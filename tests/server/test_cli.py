@@ -225,3 +225,11 @@ def test_a_backup_of_postgresql_is_left_to_its_own_tools(
     assert run("backup", "--to", str(tmp_path / "copy.db"), "--db", postgres_dsn)[0] == 2
     assert "pg_dump" in capsys.readouterr().err
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_a_carrier_named_with_a_colon_is_refused_at_start(
+    db: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(environment.FAREBOX_CARRIER, "city:bus")
+    assert run("run", "--db", db, "--listen", "127.0.0.1:0")[0] == 2
+    assert "a carrier's name may not hold ':' (FAREBOX_CARRIER)" in capsys.readouterr().err

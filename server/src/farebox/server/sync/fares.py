@@ -12,6 +12,8 @@ from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from farebox.protocol.records import EncodedRecord, MediaKind, Tap
+from farebox.server import environment as env
+from farebox.server.errors import ConfigurationError
 from farebox.server.ledger import posting, writes
 from farebox.server.ledger.accounts import Account, rider_account
 from farebox.server.ledger.fare_day import FareDayPolicy
@@ -24,6 +26,15 @@ class Carriers:
 
     default: str = "city"
     routes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A revenue account is `revenue:<currency>:<carrier>:<route>`: a ":" in a carrier
+        # would make carrier "a:b" on route "c" and carrier "a" on route "b:c" one account.
+        for carrier in (self.default, *self.routes.values()):
+            if ":" in carrier:
+                raise ConfigurationError(
+                    f"a carrier's name may not hold ':' ({env.FAREBOX_CARRIER}), got {carrier!r}"
+                )
 
     def of(self, route: str) -> str:
         return self.routes.get(route, self.default)
