@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from farebox.protocol.money import Money
 from farebox.protocol.tariffs import load_tariff
 from farebox.server.ledger import parking, reads
 from farebox.server.ledger.book import Ledger, Settled
@@ -39,6 +40,12 @@ async def a_monday_with_a_dropped_route(ledger: Ledger, clock: Clock, riders: in
     clock.now_ms = at(3, "04:00")
 
 
+async def balance(ledger: Ledger, account_id: str) -> Money:
+    state = await ledger.account(account_id)
+    assert state is not None
+    return state.balance
+
+
 async def due(ledger: Ledger) -> list[tuple[str, date]]:
     return await ledger.store.run(reads.due_days, MONDAY, 1000)
 
@@ -57,9 +64,7 @@ async def test_a_day_the_tariff_cannot_rate_is_parked_and_every_other_day_settle
     assert await ledger.parked_days() == 1
     assert await ledger.settle_due(TARIFF, rules=1) == Settled(0)  # not tried again
     for n in (1, 60):  # rated as the validator charged them: 200 a ride
-        state = await ledger.account(f"rider:nfc:{n:03d}")
-        assert state is not None
-        assert state.balance == kzt(-200)
+        assert await balance(ledger, f"rider:nfc:{n:03d}") == kzt(-200)
 
 
 async def test_a_late_tap_or_a_reversal_makes_a_parked_day_due_again(
@@ -75,9 +80,7 @@ async def test_a_late_tap_or_a_reversal_makes_a_parked_day_due_again(
     await ledger.reverse("tap:bus-7:1", "reverse:bus-7:1", "route 7 no longer runs")
     assert await ledger.settle_due(TARIFF, rules=1) == Settled(1)
     assert await ledger.parked_days() == 0
-    state = await ledger.account(DROPPED)
-    assert state is not None
-    assert state.balance == kzt(-200)
+    assert await balance(ledger, DROPPED) == kzt(-200)
 
 
 async def test_newer_rules_make_parked_days_due_again(ledger: Ledger, clock: Clock) -> None:
@@ -87,9 +90,7 @@ async def test_newer_rules_make_parked_days_due_again(ledger: Ledger, clock: Clo
     flat = FlatFareRater(kzt(150))  # a tariff published since, that prices every route
     assert await ledger.settle_due(flat, rules=2) == Settled(1)
     assert await ledger.parked_days() == 0
-    state = await ledger.account(DROPPED)
-    assert state is not None
-    assert state.balance == kzt(-150)
+    assert await balance(ledger, DROPPED) == kzt(-150)
 
 
 async def test_a_fare_posted_while_the_day_was_rated_leaves_it_due(
