@@ -30,7 +30,7 @@ def books_of(ledger: Ledger) -> Books:
 
 
 async def taps_list(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
-    found = await ledger.store.run(set_aside_taps, args.limit)
+    found = await ledger.store.read(set_aside_taps, args.limit)
     rows = [
         {"device": device, "seq": seq, "reason": reason, "noted_ms": noted}
         for device, seq, reason, noted in found
@@ -41,7 +41,7 @@ async def taps_list(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> in
 
 async def taps_repost(args: argparse.Namespace, ledger: Ledger, out: TextIO) -> int:
     posted = await repost(ledger.store, books_of(ledger), KnownAccounts(), wall_clock_ms())
-    left = await ledger.store.run(set_aside_count)
+    left = await ledger.store.read(set_aside_count)
     out.write(f"{posted} taps posted; {left} still set aside (see taps list)\n")
     return 1 if left else 0
 

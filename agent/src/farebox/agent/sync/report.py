@@ -52,22 +52,21 @@ class Reporter:
         self.directory = directory
         self.clock = clock
         self.report = SyncReport(server, SyncState.RUNNING)
-        self._failing: str | None = None  # what the error shown came from
-        self._recovered = False
+        self._failing: str | None = None  # what the error shown came from, while it fails
         self._write()
 
     def answered(self, source: str) -> None:
         """`source` (uploads, heartbeats, a package's polls) was answered: an error of its
         own after this is a new outage (noted in memory, no write)."""
         if source == self._failing:
-            self._recovered = True
+            self._failing = None
 
     def error(self, message: str, source: str = "") -> None:
         """Note an error of `source`; the same one again keeps the time it was first seen
         (and costs no write), unless `source` was answered in between: a new outage."""
-        if message != self.report.last_error or self._recovered:
-            self._failing, self._recovered = source, False
+        if message != self.report.last_error or self._failing is None:
             self._set(replace(self.report, last_error=message, last_error_ms=self.clock()))
+        self._failing = source
 
     def halted(self, reason: str) -> None:
         self._set(replace(self.report, state=SyncState.UPLOADS_HALTED, halted=reason))

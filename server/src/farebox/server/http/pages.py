@@ -34,7 +34,7 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    gauges = await request.app[STORE].run(_gauges, request.app[SETTINGS].clock())
+    gauges = await request.app[STORE].read(_gauges, request.app[SETTINGS].clock())
     text = request.app[METRICS].render(gauges)
     # aiohttp refuses a charset inside content_type, so the header is set whole.
     return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})

@@ -34,7 +34,7 @@ async def settle_due_days(app: web.Application) -> Settled:
     """Settle the closed fare days that are due with the published tariffs; say how many
     were settled and how many parked."""
     ledger = app[LEDGER]
-    published = await app[STORE].run(publishing.published_tariffs)
+    published = await app[STORE].read(publishing.published_tariffs)
     if not published:
         return Settled(0)  # nothing to rate with: the days stay due until a tariff is published
     rules = published[-1][0]

@@ -368,7 +368,7 @@ class Ledger:
 
     async def parked_days(self) -> int:
         """How many rider days settlement could not rate (see `settle_due`)."""
-        return await self.store.run(parking.parked_days)
+        return await self.store.read(parking.parked_days)
 
     async def revenue(self, day: date) -> list[tuple[str, Money]]:
         return await self.store.read(reads.revenue, day)

@@ -79,7 +79,8 @@ async def _post_page(
     for owner, rows in itertools.groupby(page, key=itemgetter(0)):
         entries = [EncodedRecord.parse(bytes(raw)) for _, _, raw in rows]
         posting, unposted = fare_posting(entries, books, known, now_ms)
-        await store.run(_note_reasons, owner, unposted)
+        if unposted:
+            await store.run(_note_reasons, owner, unposted)
         posted += await _post_parts(store, known, owner, posting)
     return posted
 
