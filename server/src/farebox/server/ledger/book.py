@@ -87,7 +87,6 @@ async def _settle_revision(
     """Claim the next revision of a day and post its adjustments; None if another server won."""
     if not await writes.claim_settlement(session, state, posting.now_ms):
         return None
-    await parking.clear(session, state)
     return await writes.post_transfers(session, posting)
 
 

@@ -8,7 +8,8 @@ it are settled and the next settlement does not pick it first again (migration 0
 
 It is due again when something could change its answer: a fare or a reversal posted into
 it marks it dirty, as it marks any closed day; newer rules mark it dirty at the next
-settlement (`release`); and the settlement that rates it clears the reason (`clear`).
+settlement (`release`); and the settlement that rates it clears the reason (its claim,
+`writes.claim_settlement`).
 """
 
 from __future__ import annotations
@@ -40,16 +41,6 @@ async def park(session: Session, state: DayState, reason: str, rules: int) -> No
 async def release(session: Session, rules: int) -> None:
     """Make due again the parked days that rules older than `rules` failed."""
     await session.execute(RELEASE, rules)
-
-
-async def clear(session: Session, state: DayState) -> None:
-    """Forget why the day of `state` was parked: it has just been rated."""
-    await session.execute(
-        "UPDATE fare_days SET parked_reason = NULL, parked_rules = NULL"
-        " WHERE account = $1 AND fare_day = $2 AND parked_reason IS NOT NULL",
-        state.account,
-        state.day.isoformat(),
-    )
 
 
 async def parked_days(session: Session) -> int:

@@ -289,13 +289,15 @@ _CLAIM = f"""
 INSERT INTO fare_days (account, fare_day, revision, dirty, settled_ms)
 VALUES ($1, $2, 1, {DAY_EVENTS} <> $4, $5)
 ON CONFLICT (account, fare_day) DO UPDATE
-SET revision = fare_days.revision + 1, dirty = excluded.dirty, settled_ms = excluded.settled_ms
+SET revision = fare_days.revision + 1, dirty = excluded.dirty, settled_ms = excluded.settled_ms,
+    parked_reason = NULL, parked_rules = NULL
 WHERE fare_days.revision = $3 RETURNING revision
 """  # noqa: S608 (fixed text)
 
 
 async def claim_settlement(session: Session, state: DayState, now_ms: int) -> bool:
-    """Record settlement `state.revision + 1` of a day; False if another got there first.
+    """Record settlement `state.revision + 1` of a day (no longer parked, if it was);
+    False if another got there first.
 
     The day stays dirty if fares or reversals arrived since `state` was read: they are
     counted again here, inside the transaction that claims the revision.
